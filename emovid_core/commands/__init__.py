@@ -1,0 +1,1 @@
+"""One module per ``emovid`` subcommand; each defines ``register(subparsers)``."""

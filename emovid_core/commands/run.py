@@ -1,0 +1,39 @@
+"""``emovid run``: execute an API-format workflow of this pack's nodes without ComfyUI."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run an API-format workflow of EmoVid nodes headless")
+    p.add_argument("workflow", help="API-format workflow JSON (ComfyUI 'Export (API)')")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                   help="override an input, e.g. --set 3.seed=42 (VALUE parsed as JSON when possible)")
+    p.add_argument("--out", default="output", help="output folder for files the nodes write (default: ./output)")
+    p.add_argument("--models", default=None, help="models folder with ComfyUI-style subfolders (loras/, diffusion_models/, ...)")
+    p.add_argument("--json", dest="json_out", default=None, help="also write the run summary (ui dicts, files) to this JSON file")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    import os
+    from pathlib import Path
+
+    from ..graph import apply_overrides, load_workflow, run_workflow
+
+    if args.models:
+        os.environ["EMOVID_MODELS_DIR"] = str(Path(args.models).resolve())
+    wf = apply_overrides(load_workflow(args.workflow), args.set)
+    result = run_workflow(wf, out_dir=args.out, on_node=lambda nid, ct: print(f"[{nid}] {ct}", flush=True))
+    print(f"ran {len(result.order)} node(s) in {result.seconds:.2f} s")
+    for nid, ui in result.ui.items():
+        text = ui.get("text")
+        if text:
+            print(f"[{nid}] " + " | ".join(str(t) for t in text))
+    for f in result.files:
+        print(f"wrote {f}")
+    if args.json_out:
+        summary = {"ui": result.ui, "files": [str(f) for f in result.files], "seconds": result.seconds}
+        Path(args.json_out).write_text(json.dumps(summary, indent=2, default=str))
+    return 0
