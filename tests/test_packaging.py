@@ -1,0 +1,44 @@
+"""Packaging: ComfyUI-Manager installs requirements.txt, pip/the Registry read pyproject.toml — keep them equal."""
+
+from __future__ import annotations
+
+import re
+
+import tomllib
+
+from emovid_core.schema import PACK_ROOT
+
+
+def _norm(req: str) -> str:
+    return re.sub(r"\s+", "", req).lower()
+
+
+def test_requirements_txt_equals_pyproject_dependencies():
+    pyproject = tomllib.loads((PACK_ROOT / "pyproject.toml").read_text())
+    deps = [_norm(d) for d in pyproject["project"]["dependencies"]]
+    reqs = [_norm(line) for line in (PACK_ROOT / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert reqs == deps
+
+
+def test_pyproject_has_registry_table_script_and_dev_extra():
+    pyproject = tomllib.loads((PACK_ROOT / "pyproject.toml").read_text())
+    comfy = pyproject["tool"]["comfy"]
+    assert {"PublisherId", "DisplayName", "Icon"} <= set(comfy)
+    assert pyproject["project"]["scripts"]["emovid"] == "emovid_core.cli:main"
+    assert "pytest" in " ".join(pyproject["project"]["optional-dependencies"]["dev"])
+    # The core declared stack of the project must stay declared.
+    names = {re.split(r"[<>=!~ ]", d)[0].lower() for d in pyproject["project"]["dependencies"]}
+    assert {"torch", "diffusers", "peft", "safetensors", "numpy", "opencv-python", "einops"} <= names
+
+
+def test_emovid_core_never_imports_comfyui():
+    pattern = re.compile(r"^\s*(import|from)\s+(comfy|folder_paths|server|nodes|comfy_extras|comfy_api)\b", re.M)
+    offenders = [str(p.relative_to(PACK_ROOT)) for p in (PACK_ROOT / "emovid_core").rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_cli_lists_subcommands():
+    from emovid_core.cli import build_parser
+
+    text = build_parser().format_help()
+    assert "run" in text
