@@ -132,15 +132,13 @@ def get_emotion(name: str | Emotion) -> Emotion:
         return _BY_NAME[key]
     if key in SYNONYMS:
         return _BY_NAME[SYNONYMS[key]]
-    # Prefer one of the eight themselves; fall back to the synonym words ("happyness" -> happiness).
-    close = difflib.get_close_matches(key, EMOTIONS, n=1, cutoff=0.6) or difflib.get_close_matches(
-        key, list(SYNONYMS), n=1, cutoff=0.6
-    )
-    if close:
-        target = SYNONYMS.get(close[0], close[0])
-        hint = f"; did you mean {target!r}" + (f" ({close[0]!r} maps to it)" if close[0] != target else "") + "?"
-    else:
-        hint = ""
+    # Closest of the eight and their synonyms ("happyness" -> happiness -> amusement); on a tie the eight win.
+    scored = [(difflib.SequenceMatcher(None, key, w).ratio(), w in _BY_NAME, w) for w in (*EMOTIONS, *SYNONYMS)]
+    ratio, _, word = max(scored)
+    hint = ""
+    if ratio >= 0.6:
+        target = SYNONYMS.get(word, word)
+        hint = f"; did you mean {target!r}" + (f" ({word!r} maps to it)" if word != target else "") + "?"
     raise ValueError(f"unknown emotion {name!r}: EmoVid uses Mikels' eight emotions: {', '.join(EMOTIONS)}{hint}")
 
 
