@@ -847,3 +847,77 @@ def _gif_frame_with_alpha(im):
     out.putpalette(pal + [0] * (768 - len(pal)))
     out.info["transparency"] = 255
     return out
+
+
+# ---------------------------------------------------------------------------------------- output folder saves
+
+# MIME-style format names as VideoHelperSuite puts them in its "gifs" preview entries.
+MIME_TYPES = {"mp4": "video/h264-mp4", "webm": "video/webm", "gif": "image/gif", "webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class SavedVideo:
+    """A video written under an output root: where it is, and the entry a ComfyUI client needs to fetch it."""
+
+    path: Path
+    filename: str
+    subfolder: str  # relative to the output root, "/"-separated, "" at the top
+    format: str  # "mp4" | "webm" | "gif" | "webp"
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def mime(self) -> str:
+        return MIME_TYPES[self.format]
+
+    def ui_entry(self, folder_type: str = "output") -> dict:
+        """{filename, subfolder, type, format}: what ``GET /view`` needs, plus the MIME-style format."""
+        return {"filename": self.filename, "subfolder": self.subfolder, "type": folder_type, "format": self.mime}
+
+
+def output_file(filename_prefix: str, ext: str, root: str | Path | None = None) -> tuple[Path, str, str]:
+    """Next free ``<root>/<subfolders>/<name>_00001.<ext>`` for a ComfyUI-style prefix such as ``EmoVid/video``.
+
+    The counter is one more than the highest ``<name>_NNNNN.*`` already there, whatever the extension, so a
+    gif and an mp4 of the same prefix never share a number. A prefix that would leave ``root`` (absolute,
+    ``..``) is refused. Returns (path, subfolder, filename).
+    """
+    root = Path(root) if root is not None else runtime.output_directory()
+    prefix = str(filename_prefix).strip().replace("\\", "/")
+    if not prefix or prefix.endswith("/"):
+        raise ValueError(f"filename_prefix {filename_prefix!r} needs a file name part, e.g. 'EmoVid/video'")
+    if prefix.startswith("/") or re.match(r"^[A-Za-z]:", prefix):
+        raise ValueError(f"filename_prefix {filename_prefix!r} is absolute; give a path inside the output folder, e.g. 'EmoVid/video'")
+    sub, _, name = prefix.rpartition("/")
+    root_abs = Path(os.path.abspath(root))
+    folder = Path(os.path.abspath(root_abs / sub)) if sub else root_abs
+    if os.path.commonpath([root_abs, folder]) != str(root_abs) or name in (".", ".."):
+        raise ValueError(f"filename_prefix {filename_prefix!r} points outside the output folder {str(root_abs)!r}; remove the '..' parts")
+    folder.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(re.escape(name) + r"_(\d{5,})\.[A-Za-z0-9]+$")
+    counter = 1 + max((int(m.group(1)) for f in os.listdir(folder) if (m := pattern.match(f))), default=0)
+    filename = f"{name}_{counter:05d}.{ext}"
+    subfolder = folder.relative_to(root_abs).as_posix()
+    return folder / filename, "" if subfolder == "." else subfolder, filename
+
+
+def save_video(
+    frames,
+    filename_prefix: str,
+    fps: float,
+    format: str = "mp4",
+    *,
+    quality: int = 80,
+    root: str | Path | None = None,
+    **kwargs,
+) -> SavedVideo:
+    """Write ``frames`` under the output folder with a ComfyUI-style counter (see :func:`output_file`)."""
+    fmt = _format_of(Path(f"x.{format}"), format)
+    shape = tuple(getattr(frames, "shape", ()))
+    if len(shape) != 4:
+        raise ValueError(f"frames have shape {list(shape)}; expected [T, H, W, 3|4] (a ComfyUI IMAGE batch)")
+    path, subfolder, filename = output_file(filename_prefix, fmt, root)
+    write_video(frames, path, fps, fmt, quality=quality, **kwargs)
+    return SavedVideo(path, filename, subfolder, fmt, int(shape[0]), float(fps), int(shape[2]), int(shape[1]))

@@ -1,0 +1,178 @@
+"""Video load/save nodes: thin adapters over ``emovid_core.video_io``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from emovid_core import runtime, video_io
+
+CATEGORY = "EmoVid/video"
+
+
+def _input_videos() -> list[str]:
+    """Video files (and GIF/WebP animations) in the input folder, sub-folders included, "/"-separated."""
+    root = runtime.input_directory()
+    if not root.is_dir():
+        return []
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in filenames:
+            if Path(f).suffix.lower() in video_io.VIDEO_EXTENSIONS and not f.startswith("."):
+                out.append((Path(dirpath) / f).relative_to(root).as_posix())
+    return sorted(out)
+
+
+def _resolve(video: str, path: str = "") -> Path:
+    """The file to load: ``path`` when given (absolute, or relative to the input folder), else ``video``."""
+    root = runtime.input_directory()
+    chosen = (path or "").strip() or (video or "").strip()
+    if not chosen:
+        raise ValueError("no video chosen: pick a file in the 'video' list or set 'path' to a video file or image folder")
+    p = Path(chosen).expanduser()
+    if not p.is_absolute():
+        p = root / p
+    if not p.exists():
+        raise FileNotFoundError(f"video {str(p)!r} not found; put it in the input folder {str(root)!r} or set 'path' to an absolute path")
+    return p
+
+
+class EmoVidLoadVideo:
+    DESCRIPTION = (
+        "Load a video (mp4/webm/mov/mkv/avi, GIF, animated WebP) or a folder of images as IMAGE frames. "
+        "Frames are picked by timestamp for a target fps, then every n-th, then capped; optional resize + centre "
+        "crop and a 4n+1 trim for Wan2.1. Transparent frames are composited onto black."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("IMAGE", "FLOAT", "INT", "STRING")
+    RETURN_NAMES = ("frames", "fps", "frame_count", "info")
+    OUTPUT_TOOLTIPS = (
+        "The selected frames as an IMAGE batch [T, H, W, 3].",
+        "Frame rate of the returned frames (target fps, or the source rate, divided by every_nth).",
+        "Number of frames returned.",
+        "One-line summary of the source and of what was taken from it.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "video": (_input_videos(), {
+                    "video_upload": True,
+                    "emovid_dynamic_list": True,
+                    "tooltip": "A video in ComfyUI's input folder (upload one with the button). Ignored when 'path' is set.",
+                }),
+                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
+                                       "tooltip": "Keep at most this many frames (0 = all). Applied after target_fps and every_nth."}),
+                "skip_first": ("INT", {"default": 0, "min": 0, "max": 1000000,
+                                       "tooltip": "Drop this many source frames from the start."}),
+                "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000,
+                                      "tooltip": "Keep every n-th frame (after resampling to target_fps); 1 keeps all."}),
+                "target_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 0.01,
+                                         "tooltip": "Resample to this rate by timestamp, repeating or dropping frames (0 = source rate). Wan2.1 uses 16."}),
+                "width": ("INT", {"default": 0, "min": 0, "max": 8192,
+                                  "tooltip": "Output width in pixels (0 = keep; with only height set, follows the aspect ratio)."}),
+                "height": ("INT", {"default": 0, "min": 0, "max": 8192,
+                                   "tooltip": "Output height in pixels (0 = keep; with only width set, follows the aspect ratio)."}),
+                "crop": (["center", "none"], {"default": "center",
+                                              "tooltip": "center: keep the aspect ratio and centre-crop to width x height; none: stretch."}),
+                "wan_4n1": ("BOOLEAN", {"default": False,
+                                        "tooltip": "Trim the frame count to the largest 4n+1 (Wan2.1 works on 4n+1 frames, e.g. 33, 81)."}),
+            },
+            "optional": {
+                "path": ("STRING", {"default": "",
+                                    "tooltip": "Overrides 'video': a file or image folder, absolute or relative to the input folder (handy headless)."}),
+            },
+        }
+
+    def load(self, video, max_frames, skip_first, every_nth, target_fps, width, height, crop, wan_4n1, path=""):
+        p = _resolve(video, path)
+        info = video_io.probe(p)
+        frames = video_io.read_frames(
+            p, info=info, skip_first=skip_first, every_nth=every_nth, max_frames=max_frames or None,
+            target_fps=target_fps or None, size=(width, height), crop=crop, wan_4n1=wan_4n1,
+        )
+        rate = (float(target_fps) if target_fps else info.fps) / every_nth
+        h, w = frames.shape[1:3]
+        summary = f"{info.describe()} -> {len(frames)} frames {w}x{h} at {rate:.3f} fps"
+        return (video_io.frames_to_image(frames), rate, int(len(frames)), summary)
+
+    @classmethod
+    def IS_CHANGED(cls, video, path="", **kwargs):
+        # The selection inputs are part of ComfyUI's cache key already; this covers the file changing on disk.
+        try:
+            p = _resolve(video, path)
+        except (ValueError, FileNotFoundError):
+            return "missing"
+        files = video_io.image_files(p) if p.is_dir() else [p]
+        h = hashlib.sha256()
+        for f in files:
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_mtime_ns}:{st.st_size};".encode())
+        return h.hexdigest()
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, video, path=""):
+        # Naming 'video' here also makes ComfyUI skip its own list check, so a workflow that sets 'path'
+        # runs even when the chosen list entry is not on this machine.
+        try:
+            _resolve(video, path)
+        except (ValueError, FileNotFoundError) as exc:
+            return str(exc)
+        return True
+
+
+class EmoVidSaveVideo:
+    DESCRIPTION = (
+        "Save IMAGE frames as a video in the output folder: mp4 (H.264, plays in browsers), webm (VP9), GIF or "
+        "animated WebP (both keep RGBA transparency). Files are numbered like ComfyUI's (prefix_00001.mp4) and "
+        "previewed on the node."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Absolute path of the saved file.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Frames to save, [T, H, W, 3] (or 4 channels = RGBA)."}),
+                "fps": ("FLOAT", {"default": 16.0, "min": 0.01, "max": 1000.0, "step": 0.01,
+                                  "tooltip": "Playback frame rate. Wan2.1 generates at 16 fps."}),
+                "filename_prefix": ("STRING", {"default": "EmoVid/video",
+                                               "tooltip": "File name prefix inside the output folder; '/' makes sub-folders. A counter is appended."}),
+                "format": (list(video_io.WRITE_FORMATS), {"default": "mp4",
+                                                          "tooltip": "mp4 = H.264 (widest support), webm = VP9, gif/webp = animated images (keep transparency)."}),
+            },
+            "optional": {
+                "quality": ("INT", {"default": 80, "min": 1, "max": 100,
+                                    "tooltip": "1..100, higher is better and bigger. mp4/webm map it to CRF; webp uses it directly (100 = lossless); gif ignores it."}),
+            },
+        }
+
+    def save(self, images, fps, filename_prefix, format, quality=80):
+        saved = video_io.save_video(images, filename_prefix, fps, format, quality=quality)
+        entry = saved.ui_entry()
+        summary = f"saved {saved.frames} frames {saved.width}x{saved.height} at {saved.fps:g} fps -> {Path(saved.subfolder, saved.filename).as_posix()}"
+        return {
+            "ui": {
+                # What core SaveVideo / SaveAnimatedWEBP return: the frontend previews "images" entries and plays
+                # them as video when "animated" is true (by file extension: <video> for mp4/webm, <img> for gif/webp).
+                "images": [entry],
+                "animated": [True],
+                # What VideoHelperSuite's Video Combine returns; headless clients written for VHS look here.
+                "gifs": [{**entry, "frame_rate": saved.fps}],
+                "text": [summary],
+            },
+            "result": (str(saved.path),),
+        }
+
+
+NODE_CLASS_MAPPINGS = {"EmoVidLoadVideo": EmoVidLoadVideo, "EmoVidSaveVideo": EmoVidSaveVideo}
+NODE_DISPLAY_NAME_MAPPINGS = {"EmoVidLoadVideo": "EmoVid Load Video", "EmoVidSaveVideo": "EmoVid Save Video"}
