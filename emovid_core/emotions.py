@@ -97,7 +97,7 @@ SYNONYMS: dict[str, str] = {
     "thrilling": "excitement", "enthusiasm": "excitement", "enthusiastic": "excitement", "eager": "excitement",
     "exhilaration": "excitement", "exhilarated": "excitement", "euphoria": "excitement", "euphoric": "excitement",
     # anger
-    "angry": "anger", "rage": "anger", "furious": "anger", "fury": "anger", "annoyed": "anger",
+    "angry": "anger", "mad": "anger", "rage": "anger", "furious": "anger", "fury": "anger", "annoyed": "anger",
     "annoyance": "anger", "irritated": "anger", "irritation": "anger", "outrage": "anger", "hostile": "anger",
     "frustrated": "anger", "frustration": "anger",
     # disgust
