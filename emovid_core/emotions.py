@@ -16,7 +16,7 @@ and anger and excitement (the project page's high-arousal examples) are among th
 
 ``arousal_level`` (high/low) is *derived here*, not stated by the paper: an emotion is "high" when its
 Warriner arousal is above 4.91, the median of the eight (excitement, fear, anger, disgust), "low" otherwise
-(amusement, contentment, awe, sadness). This gives two of each per valence.
+(amusement, contentment, awe, sadness).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class EmotionChoice:
 
     @classmethod
     def of(cls, name: str | Emotion, intensity: float = 1.0) -> EmotionChoice:
-        return cls(get_emotion(name), float(intensity))
+        return cls(get_emotion(name), check_intensity(intensity))
 
 
 INTENSITY_MIN, INTENSITY_MAX = 0.0, 2.0

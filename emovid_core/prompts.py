@@ -33,8 +33,9 @@ from .emotions import EMOTIONS, Emotion, check_intensity, get_emotion, opposite_
 
 PAPER_TEMPLATE = '{caption} The video is in the "{emotion}" emotion.'
 
-# Wan2.1's standard negative prompt: `sample_neg_prompt` in Wan-Video/Wan2.1 wan/configs/shared_config.py, the
-# text ComfyUI's official Wan templates type into the negative CLIPTextEncode. Kept byte-exact (fullwidth commas).
+# Wan2.1's standard negative prompt: `sample_neg_prompt` in Wan-Video/Wan2.1 wan/configs/shared_config.py
+# (byte-exact as of commit 9737cba9, fullwidth commas), the text ComfyUI's official Wan templates put in the
+# negative CLIPTextEncode.
 WAN_NEGATIVE_PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
     "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
