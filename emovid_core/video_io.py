@@ -805,47 +805,91 @@ def _write_ffmpeg(source, tmp: Path, fps: float, fmt: str, q: int, bg) -> None:
 def _write_pillow(source, tmp: Path, fps: float, fmt: str, q: int, durations_ms, loop: int) -> None:
     from PIL import Image
 
-    images, size = [], None
+    arrays, size = [], None
     for i, f in enumerate(source):
         arr = _as_frame(f, i)
         if size is None:
             size = arr.shape[:2]
         elif arr.shape[:2] != size:
             raise ValueError(f"frame {i} is {arr.shape[1]}x{arr.shape[0]}, but frame 0 is {size[1]}x{size[0]}; all frames must have one size")
+        if arr.shape[-1] != arrays[0].shape[-1] if arrays else False:
+            raise ValueError(f"frame {i} has {arr.shape[-1]} channels, but frame 0 has {arrays[0].shape[-1]}; use all RGB or all RGBA")
         runtime.check_interrupted()
-        images.append(Image.fromarray(arr, "RGBA" if arr.shape[-1] == 4 else "RGB"))
-    if not images:
+        arrays.append(arr)
+    if not arrays:
         raise ValueError("frames are empty (0 frames); nothing to write")
-    if durations_ms is not None and len(durations_ms) != len(images):
-        raise ValueError(f"durations_ms has {len(durations_ms)} entries for {len(images)} frames; give one per frame")
-    raw = durations_ms if durations_ms is not None else [1000.0 / fps] * len(images)
+    if durations_ms is not None and len(durations_ms) != len(arrays):
+        raise ValueError(f"durations_ms has {len(durations_ms)} entries for {len(arrays)} frames; give one per frame")
+    raw = durations_ms if durations_ms is not None else [1000.0 / fps] * len(arrays)
+    alpha = arrays[0].shape[-1] == 4
     if fmt == "gif":
-        durations = _diffused_ms(raw, 10, MIN_GIF_FRAME_MS)
-        alpha = images[0].mode == "RGBA"
-        if alpha:
-            images = [_gif_frame_with_alpha(im) for im in images]
+        images = _gif_frames(arrays)
         # disposal=2 restores the background between frames so transparent areas do not show old frames.
-        extra = {"disposal": 2, "transparency": 255} if alpha else {}
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+        extra = {"disposal": 2, "transparency": GIF_TRANSPARENT} if alpha else {}
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=_diffused_ms(raw, 10, MIN_GIF_FRAME_MS),
                        loop=loop, optimize=False, **extra)  # fmt: skip
     else:
-        durations = _diffused_ms(raw, 1, 1)
-        images[0].save(tmp, format="WEBP", save_all=True, append_images=images[1:], duration=durations, loop=loop,
+        images = [Image.fromarray(a, "RGBA" if alpha else "RGB") for a in _keep_repeats(arrays, q)]
+        images[0].save(tmp, format="WEBP", save_all=True, append_images=images[1:], duration=_diffused_ms(raw, 1, 1), loop=loop,
                        lossless=q >= 100, quality=q if q < 100 else 100, method=4)  # fmt: skip
 
 
-def _gif_frame_with_alpha(im):
-    """RGBA -> palette image with index 255 reserved for fully transparent pixels (GIF has 1-bit alpha)."""
+# GIF palette slots: 0..253 hold the frame's colours, 254 repeats the colour of one marker pixel (see
+# _gif_frames), 255 is the transparent index.
+GIF_MARKER, GIF_TRANSPARENT = 254, 255
+
+
+def _gif_frames(arrays: list[np.ndarray]):
+    """RGB(A) frames -> palette images that Pillow writes one GIF frame each.
+
+    Pillow folds a frame identical to the previous one into it (adding the durations), which would change the
+    frame count a caller wrote. Slot 254 holds the same colour as one opaque marker pixel, so pointing that pixel
+    at slot 254 changes the index data but not the picture: a repeated frame is kept, looking the same.
+    GIF has 1-bit alpha: pixels with alpha < 128 become transparent.
+    """
     from PIL import Image
 
-    rgba = np.asarray(im)
-    p = Image.fromarray(rgba[..., :3]).quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    idx = np.array(p, dtype=np.uint8)
-    idx[rgba[..., 3] < 128] = 255
-    out = Image.fromarray(idx, "P")
-    pal = p.getpalette()[: 255 * 3]
-    out.putpalette(pal + [0] * (768 - len(pal)))
-    out.info["transparency"] = 255
+    out, prev_key, prev_marked = [], None, False
+    for arr in arrays:
+        p = Image.fromarray(np.ascontiguousarray(arr[..., :3])).quantize(
+            colors=GIF_MARKER, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+        idx = np.array(p, dtype=np.uint8)
+        pal = (p.getpalette() or [])[: GIF_MARKER * 3]
+        pal += [0] * (GIF_MARKER * 3 - len(pal))
+        if arr.shape[-1] == 4:
+            idx[arr[..., 3] < 128] = GIF_TRANSPARENT
+        opaque = np.flatnonzero(idx.ravel() != GIF_TRANSPARENT)
+        marker = int(opaque[0]) if opaque.size else None
+        colour = pal[3 * idx.flat[marker] : 3 * idx.flat[marker] + 3] if marker is not None else [0, 0, 0]
+        palette = pal + colour + [0, 0, 0]
+        key = (idx.tobytes(), bytes(palette))
+        marked = key == prev_key and marker is not None and not prev_marked
+        if marked:
+            idx.flat[marker] = GIF_MARKER
+        prev_key, prev_marked = key, marked
+        im = Image.fromarray(idx, "P")
+        im.putpalette(palette)
+        out.append(im)
+    return out
+
+
+def _keep_repeats(arrays: list[np.ndarray], quality: int) -> list[np.ndarray]:
+    """libwebp folds a frame equal (or, when lossy, nearly equal) to the previous one into it. Nudge the blue
+    channel of one opaque pixel of such a frame just past libwebp's tolerance (alternating frames, so three
+    equal frames stay three) to keep the frame count the caller wrote."""
+    # libwebp's lossy comparison tolerance: 31 * (1 - sqrt(q / 100)) + 1 levels (anim_encode.c QualityToMaxDiff).
+    step = 1 if quality >= 100 else int(31 * (1 - math.sqrt(quality / 100)) + 1) + 1
+    out = []
+    for i, arr in enumerate(arrays):
+        if i and np.array_equal(arr, arrays[i - 1]) and np.array_equal(out[-1], arr):
+            opaque = np.flatnonzero(arr[..., 3].ravel() > 0) if arr.shape[-1] == 4 else np.array([0])
+            if opaque.size:
+                arr = arr.copy()
+                y, x = divmod(int(opaque[0]), arr.shape[1])
+                v = int(arr[y, x, 2])
+                arr[y, x, 2] = v - step if v >= step else v + step
+        out.append(arr)
     return out
 
 
