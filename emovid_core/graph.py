@@ -9,6 +9,7 @@ and in a server.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -193,7 +194,11 @@ def validate(workflow: dict, classes: dict[str, type]) -> tuple[dict[str, NodeSc
                 conv[spec.name] = _check_literal(nid, ctype, spec, value, problems)
         validator = getattr(schema.cls, "VALIDATE_INPUTS", None)
         if validator is not None and not any(p.node_id == nid for p in problems):
-            literals = {k: v for k, v in conv.items() if not is_link(v)}
+            # Like ComfyUI (execution.validate_inputs): a validator gets only the inputs its signature names
+            # (all of them with **kwargs); linked inputs have no value yet and are left out.
+            argspec = inspect.getfullargspec(validator)
+            literals = {k: v for k, v in conv.items()
+                        if not is_link(v) and (argspec.varkw is not None or k in argspec.args)}
             try:
                 verdict = validator(**literals)
             except TypeError:
