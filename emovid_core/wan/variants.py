@@ -1,0 +1,234 @@
+"""Wan2.1 variants: the configs shipped in the pack, and detection of a variant from tensor shapes.
+
+The configs of the released models (T2V 1.3B, T2V 14B, I2V 14B 480P/720P) live as JSON under
+``emovid_core/data/wan`` so loading never asks a hub for a config. The tiny test variants are
+registered by :mod:`emovid_core.wan.tiny` with their own config folders (written at build time).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "wan"
+
+# Components whose configs a variant provides, and the file each config folder holds.
+CONFIG_FILES = {
+    "transformer": "config.json",
+    "vae": "config.json",
+    "scheduler": "scheduler_config.json",
+    "text_encoder": "config.json",
+    "image_encoder": "config.json",
+    "image_processor": "preprocessor_config.json",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str  # "t2v" or "i2v"
+    label: str
+    dim: int
+    in_dim: int
+    ffn_dim: int
+    num_layers: int
+    defaults: dict = field(default_factory=dict, hash=False, compare=False)
+    config_dirs: dict = field(default_factory=dict, hash=False, compare=False)  # component -> folder
+    comfy_file: str = ""
+    hf_repo: str = ""
+    tiny: bool = False
+
+    def config_dir(self, component: str) -> Path:
+        if component not in self.config_dirs:
+            raise KeyError(f"variant {self.name!r} has no {component} config")
+        return Path(self.config_dirs[component])
+
+    def config(self, component: str) -> dict:
+        return json.loads((self.config_dir(component) / CONFIG_FILES[component]).read_text())
+
+    def describe_shapes(self) -> str:
+        return f"dim {self.dim}, in_dim {self.in_dim}, ffn_dim {self.ffn_dim}, {self.num_layers} layers"
+
+
+_EXTRA: dict[str, Variant] = {}
+
+
+def _shipped() -> dict[str, Variant]:
+    table = json.loads((DATA_DIR / "variants.json").read_text())["variants"]
+    out = {}
+    for name, v in table.items():
+        dirs = {c: DATA_DIR / c for c in CONFIG_FILES if c != "transformer"}
+        dirs["transformer"] = DATA_DIR / "transformer" / name
+        if v["kind"] != "i2v":
+            dirs.pop("image_encoder")
+            dirs.pop("image_processor")
+        out[name] = Variant(
+            name=name, kind=v["kind"], label=v["label"], dim=v["dim"], in_dim=v["in_dim"], ffn_dim=v["ffn_dim"],
+            num_layers=v["num_layers"], defaults=dict(v["defaults"]), config_dirs=dirs,
+            comfy_file=v.get("comfy_file", ""), hf_repo=v.get("hf_repo", ""),
+        )
+    return out
+
+
+def register_variant(variant: Variant) -> None:
+    """Add a variant (the tiny test models) to the registry used by detection and ``get_variant``."""
+    _EXTRA[variant.name] = variant
+
+
+def shipped_variant_names() -> list[str]:
+    return list(_shipped())
+
+
+def all_variants() -> dict[str, Variant]:
+    if not any(v.tiny for v in _EXTRA.values()):
+        # The tiny variants are always known by name, even before the tiny models are built.
+        from . import tiny
+
+        tiny.register_tiny_variants()
+    return {**_shipped(), **_EXTRA}
+
+
+def get_variant(name: str) -> Variant:
+    variants = all_variants()
+    if name not in variants:
+        raise ValueError(f"unknown Wan variant {name!r}; known variants: {', '.join(variants)} (or 'auto' to detect it)")
+    return variants[name]
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading tensor shapes without loading weights
+
+
+def read_safetensors_header(path: str | Path) -> dict[str, dict]:
+    """The tensor table of a .safetensors file: ``{name: {"dtype": "BF16", "shape": [...]}}``.
+
+    Reading only the JSON header keeps detection instant even for a 28 GB 14B file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file {str(path)!r} not found")
+    if path.suffix.lower() not in (".safetensors", ".sft"):
+        raise ValueError(f"{str(path)!r} is not a .safetensors file; only safetensors are loaded (never pickle .pt/.pth/.bin/.ckpt)")
+    with path.open("rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise ValueError(f"{str(path)!r} is not a valid safetensors file (truncated header)")
+        (n,) = struct.unpack("<Q", raw)
+        if n <= 0 or n > 200_000_000:
+            raise ValueError(f"{str(path)!r} is not a valid safetensors file (header length {n})")
+        try:
+            header = json.loads(f.read(n))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{str(path)!r} is not a valid safetensors file ({exc})") from None
+    header.pop("__metadata__", None)
+    return header
+
+
+ORIGINAL_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+
+
+@dataclass
+class TransformerArch:
+    """What the tensors of a Wan transformer file say about its architecture."""
+
+    layout: str  # "original" (Wan / ComfyUI names) or "diffusers"
+    dim: int
+    in_dim: int
+    ffn_dim: int
+    num_layers: int
+    out_dim: int
+    text_dim: int
+    has_image_branch: bool
+    extras: list[str]  # architecture features Wan2.1 T2V/I2V do not have (VACE, FLF2V, ...)
+
+    @property
+    def kind(self) -> str:
+        return "i2v" if self.has_image_branch or self.in_dim == 36 else "t2v"
+
+    def describe(self) -> str:
+        s = f"dim {self.dim}, in_dim {self.in_dim}, ffn_dim {self.ffn_dim}, {self.num_layers} layers"
+        s += ", image branch (img_emb)" if self.has_image_branch else ", no image branch"
+        return s
+
+
+def _strip(shapes: dict[str, list]) -> dict[str, list]:
+    out = {}
+    for k, v in shapes.items():
+        for p in ORIGINAL_PREFIXES:
+            if k.startswith(p):
+                k = k[len(p):]
+                break
+        out[k] = v
+    return out
+
+
+def transformer_arch(shapes: dict[str, list], source: str = "the transformer file") -> TransformerArch:
+    """Detect a Wan transformer's architecture from ``{key: shape}`` (original or diffusers names)."""
+    s = _strip(shapes)
+    if "patch_embedding.weight" not in s:
+        sample = ", ".join(list(shapes)[:5])
+        raise ValueError(
+            f"{source} is not a Wan2.1 transformer: it has no 'patch_embedding.weight' tensor (first keys: {sample}). "
+            "Pick the diffusion model file (e.g. wan2.1_t2v_1.3B_fp16.safetensors from ComfyUI's models/diffusion_models)."
+        )
+    pe = s["patch_embedding.weight"]
+    blocks = {int(k.split(".")[1]) for k in s if k.startswith("blocks.") and k.split(".")[1].isdigit()}
+    if "head.modulation" in s or "blocks.0.self_attn.q.weight" in s:
+        layout = "original"
+        ffn = s.get("blocks.0.ffn.0.weight", [0])[0]
+        out_rows = s.get("head.head.weight", [0])[0]
+        text_dim = s.get("text_embedding.0.weight", [0, 0])[1]
+        has_img = "img_emb.proj.0.bias" in s or "img_emb.proj.1.weight" in s
+    else:
+        layout = "diffusers"
+        ffn = s.get("blocks.0.ffn.net.0.proj.weight", [0])[0]
+        out_rows = s.get("proj_out.weight", [0])[0]
+        text_dim = s.get("condition_embedder.text_embedder.linear_1.weight", [0, 0])[1]
+        has_img = any(k.startswith("condition_embedder.image_embedder.") for k in s)
+    extras = []
+    if any(k.startswith("vace_") for k in s):
+        extras.append("VACE (vace_patch_embedding)")
+    if "img_emb.emb_pos" in s or "condition_embedder.image_embedder.pos_embed" in s:
+        extras.append("FLF2V (img_emb.emb_pos)")
+    if out_rows and out_rows != 64:
+        extras.append(f"out_dim {out_rows // 4} (Wan2.1 has 16; 48 means Wan2.2 5B)")
+    if any(k.startswith(("face_adapter", "motion_encoder", "audio", "control_adapter")) for k in s):
+        extras.append("Animate/S2V/camera adapters")
+    return TransformerArch(
+        layout=layout, dim=int(pe[0]), in_dim=int(pe[1]), ffn_dim=int(ffn), num_layers=len(blocks),
+        out_dim=int(out_rows) // 4 if out_rows else 0, text_dim=int(text_dim), has_image_branch=has_img, extras=extras,
+    )
+
+
+def match_variant(arch: TransformerArch, requested: str = "auto", source: str = "the transformer file") -> Variant:
+    """The variant whose transformer matches ``arch``; ``requested`` (a name) is checked instead of guessed.
+
+    720P and 480P I2V share one architecture: auto-detection returns 480P (only the default size differs).
+    """
+    if arch.extras:
+        raise ValueError(
+            f"{source} is not a plain Wan2.1 T2V/I2V transformer: found {', '.join(arch.extras)}. "
+            "Only Wan2.1 T2V 1.3B/14B and I2V 14B are supported."
+        )
+    variants = all_variants()
+
+    def fits(v: Variant) -> bool:
+        return (v.dim, v.in_dim, v.ffn_dim, v.num_layers) == (arch.dim, arch.in_dim, arch.ffn_dim, arch.num_layers) and (
+            v.kind == arch.kind
+        )
+
+    if requested and requested != "auto":
+        v = get_variant(requested)
+        if not fits(v):
+            raise ValueError(
+                f"variant mismatch: {source} has {arch.describe()} ({arch.kind.upper()}), but variant {requested!r} "
+                f"expects {v.describe_shapes()} ({v.kind.upper()}). Use variant 'auto' or pick the matching file."
+            )
+        return v
+    for v in variants.values():
+        if fits(v):
+            return v
+    known = "; ".join(f"{n}: {v.describe_shapes()}" for n, v in variants.items())
+    raise ValueError(f"{source} has {arch.describe()}, which matches no known Wan2.1 variant ({known})")
