@@ -203,13 +203,13 @@ def make_sample(
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
-    jobs: list = []  # (relative path, writer callable)
+    jobs: list = []  # (relative path, frames, fps, per-frame durations or None)
     clips: list[Clip] = []
     per = per_cell + extra_per_cell
 
-    def add(clip: Clip, write) -> None:
+    def add(clip: Clip, frames: np.ndarray, fps: float, durations: list[int] | None = None) -> None:
         clips.append(clip)
-        jobs.append((clip.path, write))
+        jobs.append((clip.path, frames, fps, durations))
 
     for t in ("animation", "sticker"):
         for e in emotions.EMOTIONS:
@@ -221,13 +221,10 @@ def make_sample(
                 crng = np.random.default_rng(rng.integers(0, 2**63))
                 if t == "sticker":
                     frames, durs = _sticker(crng, n, (w, h), value, sat, hue)
-                    rel = f"{t}/{e}/{cid}.gif"
-                    write = (lambda p, f=frames, d=durs: video_io.write_video(f, p, fps=12, format="gif", durations_ms=d))
+                    add(Clip(cid, f"{t}/{e}/{cid}.gif", t, e, label, _caption(crng, t, e)), frames, 12.0, durs)
                 else:
                     frames = _frames(crng, n, (w, h), value, sat, hue)
-                    rel = f"{t}/{e}/{cid}.mp4"
-                    write = (lambda p, f=frames: video_io.write_video(f, p, fps=12, format="mp4", quality=90))
-                add(Clip(cid, rel, t, e, label, _caption(crng, t, e)), write)
+                    add(Clip(cid, f"{t}/{e}/{cid}.mp4", t, e, label, _caption(crng, t, e)), frames, 12.0)
     seen: dict[str, int] = {}
     for fi, labels in enumerate(_movie_sequence(rng, per, films)):
         film = f"film{fi:02d}"
@@ -239,15 +236,17 @@ def make_sample(
             value, sat, hue = _targets(e, "movie")
             crng = np.random.default_rng(rng.integers(0, 2**63))
             frames = _frames(crng, int(rng.integers(9, 26)), (w, h), value, sat, hue)
-            rel = f"movie/{e}/{cid}.mp4"
-            add(Clip(cid, rel, "movie", e, label, _caption(crng, "movie", e), film_id=film, segment=seg),
-                (lambda p, f=frames: video_io.write_video(f, p, fps=8, format="mp4", quality=90)))
+            add(Clip(cid, f"movie/{e}/{cid}.mp4", "movie", e, label, _caption(crng, "movie", e), film_id=film, segment=seg),
+                frames, 8.0)
 
     def run(job):
-        rel, write = job
+        rel, frames, fps, durations = job
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        write(path)
+        if durations is not None:
+            video_io.write_video(frames, path, fps=fps, format="gif", durations_ms=durations)
+        else:
+            video_io.write_video(frames, path, fps=fps, format="mp4", quality=90)
         return rel, path.stat().st_size
 
     # Threads, not processes: the time goes into ffmpeg subprocesses and Pillow's encoder, which overlap fine.

@@ -181,7 +181,7 @@ def positive_share(clips: Iterable[Clip], attribute: str, bins: int = 11) -> lis
         n[i] += 1
         pos[i] += c.emotion in pos_names
     return [{"center": round(i * step, 6), "lo": round(max(0.0, (i - 0.5) * step), 6), "hi": round(min(1.0, (i + 0.5) * step), 6),
-             "n": int(n[i]), "positive": int(pos[i]), "share": (float(pos[i]) / n[i]) if n[i] else None} for i in range(bins)]
+             "n": int(n[i]), "positive": int(pos[i]), "share": float(pos[i] / n[i]) if n[i] else None} for i in range(bins)]
 
 
 # ------------------------------------------------------------------------------------------------ Markov

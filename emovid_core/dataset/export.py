@@ -1,0 +1,113 @@
+"""Export clips as a DiffSynth-Studio training folder: ``OUT/metadata.csv`` (``video,prompt``) + the clips.
+
+The prompt is the clip's caption plus the paper's emotion sentence (:func:`emovid_core.prompts.build_prompt`),
+the same text the paper used to evaluate its LoRA. Clips are symlinked (default), hard-linked or copied into
+``OUT/<type>/<emotion>/``. DiffSynth's video loader does not read GIF or WebP, so those are converted to MP4
+(transparency composited onto black) unless ``convert_animations=False``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from .. import runtime
+from .format import Clip
+from .table import Dataset, atomic_write_text
+
+LINK_MODES = ("symlink", "hardlink", "copy")
+FORMATS = ("diffsynth",)
+_CONVERT = (".gif", ".webp")
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    metadata: Path
+    clips: int
+    converted: int
+    link: str
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = f"exported {self.clips} clip(s) ({self.link}, {self.converted} converted to mp4) -> {self.metadata}"
+        return text + ("; " + "; ".join(self.notes) if self.notes else "")
+
+
+def _safe_name(clip_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", clip_id).strip("._") or "clip"
+
+
+def _place(src: Path, dst: Path, link: str) -> None:
+    """Put ``src`` at ``dst`` (replacing it) through a temp name, so a half-made entry never has the final name."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    if link == "symlink":
+        os.symlink(os.path.relpath(src, dst.parent), tmp)
+    elif link == "hardlink":
+        try:
+            os.link(src, tmp)
+        except OSError as exc:
+            raise ValueError(f"cannot hard-link {src} into {dst.parent} ({exc.strerror}); "
+                             "use --link copy or symlink (hard links need the same filesystem)") from None
+    else:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def export_diffsynth(ds: Dataset, clips: Sequence[Clip], out: str | Path, link: str = "symlink",
+                     convert_animations: bool = True, template: str | None = None, description: str = "") -> ExportReport:
+    """Write a DiffSynth-Studio dataset folder for ``clips`` (from ``ds``) under ``out``."""
+    from .. import prompts, video_io
+
+    if link not in LINK_MODES:
+        raise ValueError(f"link={link!r}: use one of {', '.join(LINK_MODES)}")
+    if not clips:
+        raise ValueError("nothing to export: the selection is empty")
+    out = Path(out).expanduser()
+    if out.resolve() == ds.root.resolve():
+        raise ValueError(f"export folder {str(out)!r} is the dataset root; choose a new folder (its metadata.csv would mix with your clips)")
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str]] = []
+    converted = 0
+    tmpl = template or prompts.PAPER_TEMPLATE
+    with runtime.progress_bar(len(clips), "export clips") as bar:
+        for clip in clips:
+            runtime.check_interrupted()
+            src = ds.clip_path(clip)
+            if not src.is_file():
+                raise FileNotFoundError(f"clip {clip.clip_id!r}: file {src} not found; re-index the dataset or drop the row")
+            suffix = src.suffix.lower()
+            rel_dir = Path(clip.type) / clip.emotion
+            (out / rel_dir).mkdir(parents=True, exist_ok=True)
+            if convert_animations and suffix in _CONVERT:
+                rel = rel_dir / f"{_safe_name(clip.clip_id)}.mp4"
+                info = video_io.probe(src)
+                # Resample uneven GIF timing to its average rate so the clip keeps its real-time length.
+                frames = video_io.read_frames(src, info=info, target_fps=info.fps, progress=False)
+                video_io.write_video(frames, out / rel, fps=info.fps, format="mp4")
+                converted += 1
+            else:
+                rel = rel_dir / f"{_safe_name(clip.clip_id)}{suffix}"
+                _place(src, out / rel, link)
+            rows.append((rel.as_posix(), prompts.build_prompt(clip.caption, clip.emotion, template=tmpl)))
+            bar.update(1)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["video", "prompt"])
+    w.writerows(rows)
+    meta = atomic_write_text(out / "metadata.csv", buf.getvalue())
+    notes = []
+    if not convert_animations and any(c.path.lower().endswith(_CONVERT) for c in clips):
+        notes.append("GIF/WebP clips were not converted: DiffSynth-Studio's loader cannot read them")
+    atomic_write_text(out / "emovid_export.json", json.dumps({
+        "source": str(ds.metadata_path), "selection": description, "clips": [c.clip_id for c in clips],
+        "link": link, "template": tmpl}, indent=1) + "\n")
+    return ExportReport(out, meta, len(rows), converted, link, notes)
