@@ -102,3 +102,16 @@ def test_emotion_choice_is_frozen_and_checks_intensity():
     for bad in (-0.1, 2.01, float("nan"), "strong"):
         with pytest.raises(ValueError, match="intensity"):
             E.EmotionChoice.of("fear", bad)
+
+
+def test_readme_part_tables_match_the_code():
+    """The README's taxonomy and synonym tables are written by hand; keep them equal to the code."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "readme_parts" / "emotion.md").read_text(encoding="utf-8")
+    for emo in E.EMOTION_OBJECTS:
+        row = (f"| {emo.index + 1} | {emo.name} | {emo.valence} | {emo.valence_rating:.2f} | "
+               f"{emo.arousal_rating:.2f} | {emo.arousal_level} |")
+        assert row in text, row
+        synonyms = ", ".join(k for k, v in E.SYNONYMS.items() if v == emo.name)
+        assert f"| {emo.name} | {synonyms} |" in text, emo.name
