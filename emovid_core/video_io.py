@@ -861,7 +861,8 @@ def _gif_frames(arrays: list[np.ndarray]):
             idx[arr[..., 3] < 128] = GIF_TRANSPARENT
         opaque = np.flatnonzero(idx.ravel() != GIF_TRANSPARENT)
         marker = int(opaque[0]) if opaque.size else None
-        colour = pal[3 * idx.flat[marker] : 3 * idx.flat[marker] + 3] if marker is not None else [0, 0, 0]
+        c = int(idx.flat[marker]) if marker is not None else -1
+        colour = pal[3 * c : 3 * c + 3] if c >= 0 else [0, 0, 0]
         palette = pal + colour + [0, 0, 0]
         key = (idx.tobytes(), bytes(palette))
         marked = key == prev_key and marker is not None and not prev_marked
