@@ -172,15 +172,19 @@ def encode_emotion(
     first = get_emotion(emotion)
     second = get_emotion(second_emotion) if second_emotion is not None else None
     wp = weighted_prompt(caption, first, template, intensity)
-    texts = [wp.text]
-    positive = encode_text(clip, wp.text)
-    if second is not None:
-        other = weighted_prompt(caption, second, template, 1.0).text
-        texts.append(other)
-        positive = blend_conditioning(positive, encode_text(clip, other), blend)
-    if wp.needs_scaling:
-        texts.append(wp.base)
-        positive = apply_intensity(positive, encode_text(clip, wp.base), wp.weight)
+    if wp.weight == 0.0:
+        # Intensity 0 is the caption alone whatever the emotions: skip encoding prompts that would cancel out.
+        texts, positive = [wp.base], encode_text(clip, wp.base)
+    else:
+        texts = [wp.text]
+        positive = encode_text(clip, wp.text)
+        if second is not None:
+            other = weighted_prompt(caption, second, template, 1.0).text
+            texts.append(other)
+            positive = blend_conditioning(positive, encode_text(clip, other), blend)
+        if wp.needs_scaling:
+            texts.append(wp.base)
+            positive = apply_intensity(positive, encode_text(clip, wp.base), wp.weight)
     neg_text = negative_prompt(
         first,
         add_opposite=negative_add_opposite,

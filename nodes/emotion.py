@@ -28,15 +28,20 @@ _TIPS = {
 }
 
 
-def _validate_template(template) -> bool | str:
-    """Checked before the graph runs, so a bad template is reported like any other invalid widget value."""
-    if template is None:  # linked from another node: checked when the node runs
+class _ChecksTemplate:
+    @classmethod
+    def VALIDATE_INPUTS(cls, template=None):
+        """Checked before the graph runs, so a bad template is reported like any other invalid widget value.
+
+        Only ``template`` is named: ComfyUI then passes just that input and still range-checks the others itself.
+        """
+        if template is None:  # linked from another node: checked when the node runs
+            return True
+        try:
+            parse_template(template)
+        except ValueError as exc:
+            return str(exc)
         return True
-    try:
-        parse_template(template)
-    except ValueError as exc:
-        return str(exc)
-    return True
 
 
 def _intensity_input() -> tuple:
@@ -79,7 +84,7 @@ class EmoVidEmotion:
         return (choice, choice.name)
 
 
-class EmoVidEmotionPrompt:
+class EmoVidEmotionPrompt(_ChecksTemplate):
     DESCRIPTION = (
         "Build EmoVid's prompt: the caption followed by 'The video is in the \"<emotion>\" emotion.' (the paper's "
         "template, byte-exact at intensity 1), plus the negative prompt. Connect the outputs to CLIPTextEncode. "
@@ -110,8 +115,6 @@ class EmoVidEmotionPrompt:
             },
         }
 
-    VALIDATE_INPUTS = classmethod(lambda cls, template=None: _validate_template(template))
-
     def build(self, caption, emotion, intensity, template, negative_prompt, negative_add_opposite, emotion_override=None):
         choice = _choice(emotion, intensity, emotion_override)
         positive = build_prompt(caption, choice.emotion, template, choice.intensity)
@@ -120,7 +123,7 @@ class EmoVidEmotionPrompt:
         return (positive, negative)
 
 
-class EmoVidEmotionEncode:
+class EmoVidEmotionEncode(_ChecksTemplate):
     DESCRIPTION = (
         "Encode EmoVid's emotion prompt with a CLIP (for Wan2.1: CLIPLoader type 'wan', umt5) into positive and "
         "negative CONDITIONING. Optionally blend a second emotion (weighted average of the two encodings). "
@@ -158,8 +161,6 @@ class EmoVidEmotionEncode:
             },
         }
 
-    VALIDATE_INPUTS = classmethod(lambda cls, template=None: _validate_template(template))
-
     def encode(self, clip, caption, emotion, intensity, second_emotion, blend, template, negative_prompt,
                negative_add_opposite, emotion_override=None):
         from emovid_core.conditioning import encode_emotion
@@ -173,7 +174,7 @@ class EmoVidEmotionEncode:
         return (enc.positive, enc.negative, "\n".join(enc.texts))
 
 
-class EmoVidEmotionSweep:
+class EmoVidEmotionSweep(_ChecksTemplate):
     DESCRIPTION = (
         "One caption -> the eight EmoVid emotion prompts as a list (amusement ... sadness), plus the list of "
         "emotion names. Nodes downstream run once per item, so one graph renders the same scene in all eight."
@@ -197,8 +198,6 @@ class EmoVidEmotionSweep:
                 "template": ("STRING", {"default": PAPER_TEMPLATE, "tooltip": _TIPS["template"]}),
             }
         }
-
-    VALIDATE_INPUTS = classmethod(lambda cls, template=None: _validate_template(template))
 
     def sweep(self, caption, intensity, template):
         prompts = sweep_prompts(caption, template=template, intensity=intensity)

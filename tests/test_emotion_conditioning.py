@@ -196,7 +196,10 @@ def test_encode_intensity_scales_the_emotion_direction(pack_nodes, clip):
     pos, _, text = run_encode(pack_nodes, clip, intensity=2.0)
     assert text.splitlines() == [paper("fear"), CAPTION]
     assert torch.allclose(pos[0][0], 2 * full - base, atol=1e-5)
-    assert torch.equal(run_encode(pack_nodes, clip, intensity=0.0)[0][0][0], base)
+    clip.calls.clear()
+    pos0, _, text0 = run_encode(pack_nodes, clip, intensity=0.0, second_emotion="awe")
+    assert torch.equal(pos0[0][0], base) and text0 == CAPTION
+    assert clip.calls == [CAPTION, WAN_NEGATIVE_PROMPT]  # nothing encoded that intensity 0 would cancel
 
 
 def test_encode_negative_with_opposite_valence_skips_the_blend_partner(pack_nodes, clip):

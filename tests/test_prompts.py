@@ -61,6 +61,10 @@ def test_caption_whitespace_and_empty_caption():
         P.build_prompt(None, "fear")
 
 
+def test_caption_text_is_never_parsed_as_a_template():
+    assert P.build_prompt("a {caption} {mood} }{ sign", "fear") == 'a {caption} {mood} }{ sign The video is in the "fear" emotion.'
+
+
 def test_user_template_with_all_placeholders_and_literal_braces():
     t = "{{style}} {emotion} ({valence} valence, {arousal} arousal): {caption}"
     assert P.build_prompt("a dog runs", "fear", t) == "{style} fear (negative valence, high arousal): a dog runs"
