@@ -1,0 +1,81 @@
+"""``emovid lora``: inspect a Wan2.1 LoRA file, check it against a model, or convert it to another format."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("lora", help="inspect, check or convert Wan2.1 LoRA files")
+    lsub = p.add_subparsers(dest="lora_command", metavar="ACTION")
+
+    i = lsub.add_parser("inspect", help="print format, rank, alpha, scale, targets, blocks and trained-for model")
+    i.add_argument("file", help="LoRA .safetensors file")
+    i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    i.add_argument("--check", default=None, metavar="VARIANT_OR_FILE",
+                   help="also validate against a model: t2v-1.3B, t2v-14B, i2v-14B, or an original-layout .safetensors")
+    i.set_defaults(func=_inspect)
+
+    c = lsub.add_parser("convert", help="rewrite a LoRA in a format core ComfyUI or diffusers loads with no skipped keys")
+    c.add_argument("input", help="LoRA .safetensors in any supported format")
+    c.add_argument("output", help="output .safetensors path")
+    c.add_argument("--to", required=True, choices=["comfy", "diffusers", "kohya"],
+                   help="comfy: diffusion_model.*.lora_A/B + alpha (ComfyUI LoraLoaderModelOnly); diffusers: "
+                        "transformer.* + LoraConfig metadata (load_lora_weights); kohya: lora_unet_* down/up + alpha")
+    c.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    c.set_defaults(func=_convert)
+    p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+def _inspect(args) -> int:
+    from pathlib import Path
+
+    from ..lora import ShapeSpec, inspect_lora, load_lora, validate
+    from ..wan_layout import VARIANTS
+
+    lora = load_lora(args.file)
+    info = inspect_lora(lora)
+    report = None
+    if args.check:
+        if args.check in VARIANTS:
+            spec = ShapeSpec.from_variant(args.check)
+        else:
+            from safetensors import safe_open
+
+            path = Path(args.check)
+            if not path.is_file():
+                raise ValueError(f"--check {args.check!r} is neither a variant ({', '.join(VARIANTS)}) nor a file")
+            with safe_open(str(path), "pt") as f:
+                spec = ShapeSpec.from_state_dict({k: f.get_slice(k).get_shape() for k in f.keys()}, label=path.name)
+        report = validate(lora, spec)
+    if args.json:
+        out = info.to_json()
+        if report is not None:
+            out["validation"] = {"applied": report.applied, "skipped": report.skipped, "notes": report.notes}
+        print(json.dumps(out, indent=1))
+    else:
+        print(info)
+        if report is not None:
+            print(report)
+    return 0
+
+
+def _convert(args) -> int:
+    from pathlib import Path
+
+    from ..lora import CONVERT_TARGETS, inspect_lora, load_lora, write_lora
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} exists; pass --force to overwrite it")
+    if out.resolve() == Path(args.input).resolve():
+        raise ValueError("OUTPUT is the input file; write the converted LoRA to a new path")
+    lora = load_lora(args.input)
+    notes = write_lora(lora, out, CONVERT_TARGETS[args.to], metadata={"emovid_converted_from": lora.source_format})
+    info = inspect_lora(load_lora(out))
+    print(f"wrote {out}: {info.num_modules} modules, format {info.format_label}, was {lora.source_format}")
+    for n in notes:
+        print(f"note: {n}")
+    if lora.unused_keys:
+        print(f"note: {len(lora.unused_keys)} key(s) of the input were not Wan2.1 LoRA weights and were left out")
+    return 0

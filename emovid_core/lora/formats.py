@@ -1,0 +1,427 @@
+"""LoRA source formats for Wan2.1: safe reading, detection, normalisation to :class:`WanLora`, and writing.
+
+All formats live in ONE table, :data:`FORMATS`: each entry says how its keys are spelled (prefix, module-name
+space, down/up suffixes) and where it keeps alpha. Reading walks the file's keys once, finds each key's format
+and module part, and resolves the module name with that format's converter function
+(:data:`_NAME_CONVERTERS`); writing runs the same table backwards. Adding a format = one row.
+
+Why so many: ComfyUI 0.3.64 reads only ``diffusion_model.<orig>`` and ``lora_unet_<flat>`` stems for Wan
+(every other key is logged "lora key not loaded" and silently ignored), while diffusers reads
+``transformer.<diffusers>`` and two converters; DiffSynth-Studio (EmoVid's trainer) writes bare
+``blocks.N...lora_A.default.weight`` which neither loads as-is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+
+from .. import wan_layout as wl
+from .model import LoraError, LoraModule, UnsupportedLoraError, WanLora
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pt2")
+METADATA_KEY = "lora_adapter_metadata"  # diffusers/peft LoraConfig JSON in the safetensors header
+
+# Suffix -> part, longest first so ".lora_A.default.weight" wins over ".weight"-style matches.
+_PARTS: tuple[tuple[str, str], ...] = tuple(sorted({
+    ".lora_A.default.weight": "down", ".lora_B.default.weight": "up",
+    ".lora_A.weight": "down", ".lora_B.weight": "up", ".lora_B.bias": "up_bias",
+    ".lora_down.weight": "down", ".lora_up.weight": "up",
+    "_lora.down.weight": "down", "_lora.up.weight": "up",
+    ".lora.down.weight": "down", ".lora.up.weight": "up",
+    ".lora_linear_layer.down.weight": "down", ".lora_linear_layer.up.weight": "up",
+    ".lora_A": "down", ".lora_B": "up",
+    ".alpha": "alpha", ".diff": "diff", ".diff_b": "diff_b", ".w_norm": "diff", ".b_norm": "diff_b",
+}.items(), key=lambda kv: -len(kv[0])))
+
+# Markers of LoRA variants EmoVid refuses (whole file), with the name users know them by.
+_REFUSED = (
+    (".lokr_w", "LoKr (LyCORIS Kronecker)"),
+    (".hada_w", "LoHa (LyCORIS Hadamard)"),
+    (".dora_scale", "DoRA"),
+    (".lora_magnitude_vector", "DoRA (peft)"),
+    (".oft_", "OFT/BOFT"),
+    (".lora_mid.weight", "LoCon with Tucker mid weights"),
+)
+
+
+@dataclass(frozen=True)
+class LoraFormat:
+    key: str
+    label: str
+    prefix: str  # key prefix before the module name
+    names: str  # "original" | "diffusers" | "flat" | "hybrid": how the module name is spelled
+    down: str  # suffix written for A
+    up: str  # suffix written for B
+    alpha: str  # "key" (.alpha tensors) | "metadata" (peft LoraConfig JSON) | "none" (scale folded into B)
+    full_deltas: bool  # can it store .diff (full weight) deltas
+    example: str
+
+    def stem(self, module: str) -> str:
+        return self.prefix + _NAME_WRITERS[self.names](module)
+
+
+FORMATS: dict[str, LoraFormat] = {f.key: f for f in (
+    LoraFormat("comfy", "ComfyUI / original Wan (diffusion_model.)", "diffusion_model.", "original",
+               ".lora_A.weight", ".lora_B.weight", "key", True, "diffusion_model.blocks.0.self_attn.q.lora_A.weight"),
+    LoraFormat("comfy_down_up", "ComfyUI/Kijai down-up (diffusion_model.)", "diffusion_model.", "original",
+               ".lora_down.weight", ".lora_up.weight", "key", True, "diffusion_model.blocks.0.self_attn.q.lora_down.weight"),
+    LoraFormat("bare", "original names, no prefix (peft)", "", "original",
+               ".lora_A.weight", ".lora_B.weight", "key", True, "blocks.0.self_attn.q.lora_A.weight"),
+    LoraFormat("diffsynth", "DiffSynth-Studio (peft inject, .default)", "", "original",
+               ".lora_A.default.weight", ".lora_B.default.weight", "none", False, "blocks.0.self_attn.q.lora_A.default.weight"),
+    LoraFormat("diffsynth_pipe", "DiffSynth-Studio pipeline (pipe.dit.)", "pipe.dit.", "original",
+               ".lora_A.default.weight", ".lora_B.default.weight", "none", False, "pipe.dit.blocks.0.self_attn.q.lora_A.default.weight"),
+    LoraFormat("peft", "peft base_model.model.", "base_model.model.", "original",
+               ".lora_A.weight", ".lora_B.weight", "metadata", False, "base_model.model.blocks.0.self_attn.q.lora_A.weight"),
+    LoraFormat("diffusers", "diffusers / finetrainers (transformer.)", "transformer.", "diffusers",
+               ".lora_A.weight", ".lora_B.weight", "metadata", False, "transformer.blocks.0.attn1.to_q.lora_A.weight"),
+    LoraFormat("diffusers_bare", "diffusers names, no prefix (peft)", "", "diffusers",
+               ".lora_A.weight", ".lora_B.weight", "metadata", False, "blocks.0.attn1.to_q.lora_A.weight"),
+    LoraFormat("kohya", "kohya / musubi-tuner (lora_unet_)", "lora_unet_", "flat",
+               ".lora_down.weight", ".lora_up.weight", "key", True, "lora_unet_blocks_0_self_attn_q.lora_down.weight"),
+    LoraFormat("wanfun", "Wan-Fun / VideoX-Fun (lora_unet__)", "lora_unet__", "flat",
+               ".lora_down.weight", ".lora_up.weight", "key", True, "lora_unet__blocks_0_self_attn_q.lora_down.weight"),
+    LoraFormat("kohya_mixed", "kohya with mixed _/. separators", "lora_unet_", "hybrid",
+               ".lora_down.weight", ".lora_up.weight", "key", True, "lora_unet_blocks_0.self_attn.q.lora_down.weight"),
+)}
+# What `emovid lora convert --to` offers: the formats core ComfyUI and diffusers load with zero skipped keys.
+CONVERT_TARGETS = {"comfy": "comfy", "diffusers": "diffusers", "kohya": "kohya"}
+
+
+def _known_original(name: str) -> str | None:
+    return name if wl.original_to_diffusers(name) is not None else None
+
+
+def _hybrid_writer(name: str) -> str:
+    idx = wl.block_index(name)
+    if idx is None:
+        return wl.original_to_flat(name)
+    return f"blocks_{idx}." + name.split(".", 2)[2]
+
+
+# Module-name converters per name space: file spelling <-> original Wan2.1 name. These four small functions are
+# the per-format converters; the table above says which one a format uses.
+_NAME_CONVERTERS: dict[str, Callable[[str], str | None]] = {
+    "original": _known_original,
+    "diffusers": wl.diffusers_to_original,
+    "flat": wl.flat_to_original,
+    "hybrid": wl.flat_to_original,
+}
+_NAME_WRITERS: dict[str, Callable[[str], str]] = {
+    "original": lambda n: n,
+    "diffusers": lambda n: wl.original_to_diffusers(n),
+    "flat": wl.original_to_flat,
+    "hybrid": _hybrid_writer,
+}
+
+
+def split_key(key: str) -> tuple[str, str, str] | None:
+    """``<stem><suffix>`` -> (stem, suffix, part) for a LoRA tensor key, None if no known suffix."""
+    for suffix, part in _PARTS:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            return key[: -len(suffix)], suffix, part
+    return None
+
+
+def classify_stem(stem: str, suffix: str) -> tuple[str, str | None]:
+    """Which format a key stem is written in and the original module it names: (format key, module or None)."""
+    if stem.startswith("lora_unet__"):
+        return "wanfun", wl.flat_to_original(stem[len("lora_unet__"):])
+    if stem.startswith("lora_unet_"):
+        rest = stem[len("lora_unet_"):]
+        return ("kohya_mixed" if "." in rest else "kohya"), wl.flat_to_original(rest)
+    for prefix, fmt in (("model.diffusion_model.", "comfy"), ("diffusion_model.", "comfy"), ("pipe.dit.", "diffsynth_pipe"),
+                        ("base_model.model.", "peft"), ("transformer.", "diffusers")):
+        if stem.startswith(prefix):
+            rest = stem[len(prefix):]
+            if fmt == "comfy" and suffix.startswith((".lora_down", ".lora_up")):
+                fmt = "comfy_down_up"
+            if fmt == "diffusers":  # diffusers names first; some trainers put original names under transformer.
+                return fmt, wl.diffusers_to_original(rest) or _known_original(rest)
+            # Original names first; norm2/scale_shift_table exist only as diffusers names.
+            return fmt, _known_original(rest) or wl.diffusers_to_original(rest) or wl.flat_to_original(rest)
+    if ".default." in suffix:
+        return "diffsynth", _known_original(stem)
+    orig = _known_original(stem)
+    if orig is not None:
+        return "bare", orig
+    return "diffusers_bare", wl.diffusers_to_original(stem)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _check_safetensors_file(path: Path) -> None:
+    """Catch pickles, truncation and garbage before safetensors does, with a message that says what to do."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise LoraError(
+            f"{path.name}: {path.suffix} files are Python pickles, which can run arbitrary code when loaded; "
+            "EmoVid reads LoRAs only from .safetensors. Use the .safetensors release of this LoRA, or convert it "
+            "once where you trust the file (load it with torch.load(weights_only=True), save with "
+            "safetensors.torch.save_file)")
+    if not path.is_file():
+        raise FileNotFoundError(f"LoRA file {str(path)!r} not found")
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise LoraError(f"{path.name}: only {size} bytes, too short to be a safetensors file (truncated download?)")
+        (n,) = struct.unpack("<Q", head)
+        if n <= 1 or n > min(size - 8, 100_000_000):
+            raise LoraError(f"{path.name} is not a safetensors file (header length {n} does not fit a {size}-byte file); "
+                            "it may be truncated, an HTML error page or a pickle renamed to .safetensors")
+        try:
+            header = json.loads(fh.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LoraError(f"{path.name}: unreadable safetensors header ({exc}); the file is corrupt") from None
+    if not isinstance(header, dict):
+        raise LoraError(f"{path.name}: safetensors header is not a JSON object; the file is corrupt")
+    need = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+                and "data_offsets" in v), default=0)
+    have = size - 8 - n
+    if need > have:
+        raise LoraError(f"{path.name} is truncated: its tensors need {need} bytes after the header but the file holds {have}; "
+                        "download it again")
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, header metadata) of a .safetensors file, read through ``safe_open`` (each tensor copied once)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path).expanduser()
+    _check_safetensors_file(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as exc:
+        raise LoraError(f"{path.name}: cannot read safetensors data ({exc}); the file is corrupt or truncated") from None
+    return tensors, metadata
+
+
+def _metadata_alphas(metadata: Mapping[str, str]) -> tuple[Callable[[str, int], float | None], str] | None:
+    """From peft/diffusers ``lora_adapter_metadata``: a function (module stem, rank) -> effective alpha."""
+    raw = metadata.get(METADATA_KEY)
+    if not raw:
+        return None
+    try:
+        cfg = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    cfg = {(k[len("transformer."):] if k.startswith("transformer.") else k): v for k, v in cfg.items()}
+    base = cfg.get("lora_alpha")
+    patterns = dict(cfg.get("alpha_pattern") or {})
+    rslora = bool(cfg.get("use_rslora"))
+
+    def alpha_for(stem: str, rank: int) -> float | None:
+        a = base
+        for pat, val in patterns.items():
+            if stem == pat or stem.endswith("." + pat):
+                a = val
+                break
+        if a is None:
+            return None
+        # rs-LoRA scales by alpha/sqrt(r); store the alpha that gives that scale under the alpha/r rule.
+        return float(a) * math.sqrt(rank) if rslora else float(a)
+
+    return alpha_for, ("rslora" if rslora else "alpha/r")
+
+
+def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None,
+              path: str | Path | None = None) -> WanLora:
+    """Turn a LoRA state dict in any supported format into a :class:`WanLora` (tensors shared, not copied)."""
+    metadata = dict(metadata or {})
+    where = Path(path).name if path is not None else "LoRA"
+    for marker, fmt_name in _REFUSED:
+        hits = [k for k in tensors if marker in k]
+        if hits:
+            raise UnsupportedLoraError(
+                f"{where} is a {fmt_name} file ({len(hits)} keys such as {hits[0]!r}); EmoVid applies plain LoRA "
+                "(A/B or down/up pairs with alpha) and .diff/.diff_b deltas. Load it with core ComfyUI "
+                "LoraLoaderModelOnly (it needs ComfyUI key names, e.g. diffusion_model.blocks.0...), or export it "
+                "from your trainer as a plain LoRA")
+    parts: dict[str, dict[str, tuple[str, torch.Tensor]]] = {}
+    stems: dict[str, str] = {}
+    formats: Counter = Counter()
+    unused: dict[str, str] = {}
+    for key, tensor in tensors.items():
+        split = split_key(key)
+        if split is None:
+            unused[key] = "not a LoRA tensor (no lora_A/lora_B/lora_down/lora_up/alpha/diff suffix)"
+            continue
+        stem, suffix, part = split
+        fmt, module = classify_stem(stem, suffix)
+        if module is None:
+            unused[key] = f"not a Wan2.1 DiT module (read as {FORMATS[fmt].label}: {stem!r})"
+            continue
+        slot = parts.setdefault(module, {})
+        if part in slot:
+            unused[key] = f"duplicate {part} for module {module} (already from {slot[part][0]!r})"
+            continue
+        slot[part] = (key, tensor)
+        stems[module] = stem
+        # Only the pair suffixes tell comfy from comfy_down_up (or bare from diffsynth); alpha/diff keys vote weakly.
+        formats[fmt] += 1000 if part in ("down", "up") else 1
+    alpha_meta = _metadata_alphas(metadata)
+    modules: dict[str, LoraModule] = {}
+    for name, slot in parts.items():
+        mod = LoraModule(name=name, source_keys=[k for k, _ in slot.values()])
+        if "down" in slot and "up" in slot:
+            mod.down, mod.up = slot["down"][1], slot["up"][1]
+            if mod.up.shape[1] != mod.down.shape[0]:
+                raise LoraError(f"{where}: module {name}: up {tuple(mod.up.shape)} and down {tuple(mod.down.shape)} "
+                                "ranks differ; the file is corrupt or mixes two LoRAs")
+        elif "down" in slot or "up" in slot:
+            lone = "down" if "down" in slot else "up"
+            unused[slot[lone][0]] = f"{lone} weight without its {'up' if lone == 'down' else 'down'} partner"
+            mod.source_keys.remove(slot[lone][0])
+        if "alpha" in slot:
+            if mod.has_lowrank:
+                mod.alpha, mod.alpha_source = float(slot["alpha"][1].float().item()), "key"
+            else:
+                unused[slot["alpha"][0]] = "alpha without a lora down/up pair"
+                mod.source_keys.remove(slot["alpha"][0])
+        elif mod.has_lowrank and alpha_meta is not None:
+            a = alpha_meta[0](_meta_stem(stems[name]), mod.rank)
+            if a is not None:
+                mod.alpha, mod.alpha_source = a, "metadata"
+        if "diff" in slot:
+            mod.diff = slot["diff"][1]
+        bias = slot.get("diff_b") or slot.get("up_bias")
+        if bias is not None:
+            # A peft lora_B.bias is scaled like lora_B; fold that scale in so diff_b is the plain bias delta.
+            mod.diff_b = bias[1] if "diff_b" in slot or not mod.has_lowrank else bias[1] * mod.scale
+        if "diff_b" in slot and "up_bias" in slot:
+            unused[slot["up_bias"][0]] = "second bias delta (the .diff_b key is used)"
+            mod.source_keys.remove(slot["up_bias"][0])
+        if mod.has_lowrank or mod.diff is not None or mod.diff_b is not None:
+            modules[name] = mod
+    if not modules:
+        first = ", ".join(repr(k) for k in list(tensors)[:3]) or "(no tensors)"
+        raise LoraError(f"{where}: no Wan2.1 LoRA weights found among {len(tensors)} keys (first: {first}); "
+                        f"supported spellings: {', '.join(f.example for f in FORMATS.values())}")
+    strong = {f for f, n in formats.items() if n >= 1000} or set(formats)
+    fmt = next(iter(strong)) if len(strong) == 1 else "mixed(" + "+".join(sorted(strong)) + ")"
+    return WanLora(modules=dict(sorted(modules.items(), key=lambda kv: _module_sort_key(kv[0]))), source_format=fmt,
+                   metadata=metadata, path=Path(path) if path is not None else None, unused_keys=unused,
+                   num_file_keys=len(tensors))
+
+
+def _meta_stem(stem: str) -> str:
+    for p in ("transformer.", "base_model.model."):
+        if stem.startswith(p):
+            return stem[len(p):]
+    return stem
+
+
+def _module_sort_key(name: str):
+    idx = wl.block_index(name)
+    return (0 if idx is not None else 1, idx or 0, name)
+
+
+def load_lora(source: str | Path | WanLora) -> WanLora:
+    """Read and normalise a LoRA file (safetensors only); a :class:`WanLora` is returned unchanged."""
+    if isinstance(source, WanLora):
+        return source
+    tensors, metadata = read_safetensors(source)
+    return normalize(tensors, metadata, path=Path(source).expanduser())
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def lora_config_dict(lora: WanLora, names: str = "diffusers") -> dict:
+    """peft LoraConfig kwargs (r, lora_alpha, rank/alpha patterns, target_modules) for the low-rank modules."""
+    mods = [m for m in lora.modules.values() if m.has_lowrank]
+    if not mods:
+        return {}
+    to_name = _NAME_WRITERS[names]
+    ranks = {to_name(m.name): m.rank for m in mods}
+    alphas = {to_name(m.name): m.effective_alpha for m in mods}
+    r = Counter(ranks.values()).most_common(1)[0][0]
+    a = Counter(alphas.values()).most_common(1)[0][0]
+    return {
+        "r": r, "lora_alpha": a,
+        "rank_pattern": {k: v for k, v in ranks.items() if v != r},
+        "alpha_pattern": {k: v for k, v in alphas.items() if v != a},
+        "target_modules": sorted(ranks), "lora_dropout": 0.0, "bias": "none", "use_rslora": False, "use_dora": False,
+        "lora_bias": any(m.diff_b is not None for m in mods), "init_lora_weights": True,
+    }
+
+
+def lora_state_dict(lora: WanLora, fmt: str) -> tuple[dict[str, torch.Tensor], dict[str, str], list[str]]:
+    """(tensors, extra metadata, notes) for ``lora`` written in format ``fmt`` (a key of :data:`FORMATS`)."""
+    if fmt not in FORMATS:
+        raise LoraError(f"unknown LoRA format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    f = FORMATS[fmt]
+    out: dict[str, torch.Tensor] = {}
+    notes: list[str] = []
+    folded = 0
+    for m in lora.modules.values():
+        stem = f.stem(m.name)
+        if m.diff is not None and not f.full_deltas:
+            raise LoraError(f"module {m.name} carries a full-weight delta (.diff), which the {f.label} format cannot "
+                            "store; write it as comfy or kohya instead")
+        if m.has_lowrank:
+            up = m.up
+            if f.alpha == "none" and m.effective_alpha != m.rank:
+                # No place for alpha: fold alpha/rank into B so every loader (alpha = rank) gets the same delta.
+                up = (m.up.float() * m.scale).to(m.up.dtype)
+                folded += 1
+            out[stem + f.down] = m.down
+            out[stem + f.up] = up
+            if f.alpha == "key":
+                out[stem + ".alpha"] = torch.tensor(m.effective_alpha, dtype=torch.float32)
+        if m.diff is not None:
+            out[stem + ".diff"] = m.diff
+        if m.diff_b is not None:
+            if f.full_deltas:
+                out[stem + ".diff_b"] = m.diff_b
+            elif m.has_lowrank and f.alpha == "metadata":
+                # peft's lora_B.bias is multiplied by the module scale; store it pre-divided.
+                out[stem + ".lora_B.bias"] = (m.diff_b.float() / m.scale).to(m.diff_b.dtype) if m.scale else m.diff_b
+            else:
+                raise LoraError(f"module {m.name} carries a bias delta (.diff_b) that the {f.label} format cannot "
+                                "store; write it as comfy or kohya instead")
+    meta: dict[str, str] = {}
+    if f.alpha == "metadata":
+        cfg = lora_config_dict(lora, names=f.names)
+        if fmt == "diffusers":  # pipelines read header keys packed with the component prefix
+            cfg = {f"transformer.{k}": v for k, v in cfg.items()}
+        meta[METADATA_KEY] = json.dumps(cfg, sort_keys=True)
+    if folded:
+        notes.append(f"alpha/rank folded into lora_B for {folded} module(s): the {f.label} format stores no alpha")
+    return out, meta, notes
+
+
+def write_lora(lora: WanLora, path: str | Path, fmt: str = "comfy", metadata: Mapping[str, str] | None = None) -> list[str]:
+    """Write ``lora`` as safetensors in ``fmt`` atomically; the source metadata is kept. Returns notes."""
+    tensors, extra, notes = lora_state_dict(lora, fmt)
+    meta = {k: v for k, v in lora.metadata.items() if k != METADATA_KEY}  # a stale LoraConfig would mis-scale
+    meta.update(metadata or {})
+    meta.update(extra)
+    meta["emovid_lora_format"] = fmt
+    wl.save_state_dict(tensors, path, metadata=meta)
+    return notes
+
+
+def from_tensors(modules: Mapping[str, tuple[torch.Tensor, torch.Tensor, float | None]],
+                 metadata: Mapping[str, str] | None = None) -> WanLora:
+    """Build a :class:`WanLora` from ``{original module name: (down, up, alpha)}`` (tests, demos, converters)."""
+    out = {}
+    for name, (down, up, alpha) in modules.items():
+        if _known_original(name) is None:
+            raise LoraError(f"{name!r} is not an original Wan2.1 module name (e.g. blocks.0.self_attn.q, blocks.0.ffn.0)")
+        out[name] = LoraModule(name, down=down, up=up, alpha=None if alpha is None else float(alpha),
+                               alpha_source="key" if alpha is not None else "none")
+    return WanLora(modules=out, source_format="memory", metadata=dict(metadata or {}))

@@ -1,0 +1,112 @@
+"""The canonical LoRA form every source format is normalised to.
+
+One :class:`LoraModule` per original Wan2.1 module name (``blocks.0.self_attn.q``, ``blocks.3.cross_attn.k_img``,
+``blocks.1.ffn.0``), holding the low-rank pair (down = A ``[r, in]``, up = B ``[out, r]``) with its alpha, and/or
+full deltas (``diff`` for the weight, ``diff_b`` for the bias). The effective weight change at strength s is
+``s * (alpha / rank) * up @ down + s * diff`` -- ComfyUI's and diffusers' rule; a file that stores no alpha
+means alpha = rank (scale 1) in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+class LoraError(ValueError):
+    """A LoRA file that cannot be used as asked; the message names the file or key and suggests a fix."""
+
+
+class UnsupportedLoraError(LoraError):
+    """The file is a LoRA variant (LoKr, LoHa, DoRA, ...) EmoVid does not apply."""
+
+
+class LoraMismatchError(LoraError):
+    """The LoRA was trained for another model (width 1.3B vs 14B) or, in strict mode, keys would be skipped."""
+
+
+@dataclass
+class LoraModule:
+    name: str  # original Wan2.1 module name, without "diffusion_model."
+    down: torch.Tensor | None = None  # A: [rank, in] (or [rank, in, *k] for convs)
+    up: torch.Tensor | None = None  # B: [out, rank]
+    alpha: float | None = None  # None: the file stores none -> alpha = rank (scale 1)
+    diff: torch.Tensor | None = None  # full weight delta [out, in, ...]
+    diff_b: torch.Tensor | None = None  # bias delta [out]
+    source_keys: list[str] = field(default_factory=list)
+    alpha_source: str = "none"  # "key" (a .alpha tensor), "metadata" (peft header), "none"
+
+    @property
+    def has_lowrank(self) -> bool:
+        return self.down is not None and self.up is not None
+
+    @property
+    def rank(self) -> int | None:
+        return int(self.down.shape[0]) if self.down is not None else None
+
+    @property
+    def effective_alpha(self) -> float | None:
+        if not self.has_lowrank:
+            return None
+        return float(self.alpha) if self.alpha is not None else float(self.rank)
+
+    @property
+    def scale(self) -> float:
+        """alpha / rank (1.0 without a low-rank pair)."""
+        return self.effective_alpha / self.rank if self.has_lowrank else 1.0
+
+    @property
+    def weight_shape(self) -> tuple[int, ...] | None:
+        """(out, in, ...) of the weight this module changes, as far as the file tells."""
+        if self.diff is not None:
+            return tuple(self.diff.shape)
+        if self.has_lowrank:
+            return (int(self.up.shape[0]), *self.down.shape[1:])
+        return None
+
+    @property
+    def out_features(self) -> int | None:
+        if self.weight_shape is not None:
+            return self.weight_shape[0]
+        return int(self.diff_b.shape[0]) if self.diff_b is not None else None
+
+    def weight_delta(self, strength: float = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+        """strength * (alpha/rank) * up @ down (+ strength * diff), computed in ``dtype`` (fp32 by default)."""
+        delta = None
+        if self.has_lowrank:
+            up = self.up.to(dtype).flatten(1)
+            down = self.down.to(dtype).flatten(1)
+            delta = (up @ down).reshape(self.weight_shape) * (strength * self.scale)
+        if self.diff is not None:
+            d = self.diff.to(dtype) * strength
+            delta = d if delta is None else delta + d
+        return delta
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.down, self.up, self.diff, self.diff_b) if t is not None)
+
+
+@dataclass
+class WanLora:
+    """A LoRA normalised to original Wan2.1 module names, plus what the file said about itself."""
+
+    modules: dict[str, LoraModule]
+    source_format: str  # a key of formats.FORMATS, or "mixed(a+b)"
+    metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata, as stored
+    path: Path | None = None
+    # File keys not turned into a module part, key -> reason (e.g. not a Wan2.1 module). Every key of the
+    # file is either a part of one module (LoraModule.source_keys) or listed here.
+    unused_keys: dict[str, str] = field(default_factory=dict)
+    num_file_keys: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path is not None else "<in-memory LoRA>"
+
+    def __len__(self) -> int:
+        return len(self.modules)
+
+    def nbytes(self) -> int:
+        return sum(m.nbytes() for m in self.modules.values())

@@ -1,0 +1,199 @@
+"""LoRA nodes for Wan2.1: load any common LoRA format onto a ComfyUI MODEL or onto the EmoVid diffusers pipeline.
+Thin adapters over ``emovid_core.lora``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from emovid_core import runtime
+from emovid_core.emotions import EMOTIONS
+
+CATEGORY = "EmoVid/lora"
+NONE = "None"
+NO_EMOTION = "none"
+PIPE_TYPE = "EMOVID_WAN_PIPE"
+
+_STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
+_BLOCKS_TIP = ("Optional block selection: empty = all blocks. 'A-B' keeps only blocks A..B (e.g. '0-14'); 'A-B:w' gives "
+               "them weight w, e.g. '0-9:1.0, 10-29:0.5'. Unnamed blocks are skipped (listed in the report).")
+_STRICT_TIP = ("On: fail if any key of the LoRA would be skipped (unknown module, I2V keys on a T2V model, outside the "
+               "block selection). Off: apply the rest and list every skipped key in the report.")
+
+
+def _lora_files() -> list[str]:
+    return runtime.list_model_files("loras")
+
+
+def _report_result(model, report):
+    lines = report.lines()
+    return {"ui": {"text": lines}, "result": (model, "\n".join(lines))}
+
+
+class EmoVidLoraLoader:
+    DESCRIPTION = (
+        "Apply a Wan2.1 LoRA to a MODEL from Load Diffusion Model. Reads ComfyUI, DiffSynth-Studio (EmoVid's "
+        "trainer), diffusers/finetrainers, peft, kohya/musubi, Wan-Fun and mixed-separator files (core "
+        "LoraLoaderModelOnly silently skips most of these), checks the LoRA fits the model (1.3B vs 14B is an "
+        "error; I2V keys on a T2V model are dropped and listed) and adds ComfyUI's own weight patches, so the "
+        "result equals core LoRA loading and nothing reloads when the strength changes."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "apply"
+    RETURN_TYPES = ("MODEL", "STRING")
+    RETURN_NAMES = ("model", "report")
+    OUTPUT_TOOLTIPS = (
+        "The model with the LoRA patches added (a clone: the input model is unchanged).",
+        "What was applied and every skipped key with its reason.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "A Wan2.1 MODEL (UNETLoader / Load Diffusion Model, or another LoRA node)."}),
+                "lora_name": (_lora_files(), {"emovid_dynamic_list": True,
+                                              "tooltip": "LoRA .safetensors from models/loras, in any supported format."}),
+                "strength": ("FLOAT", dict(_STRENGTH, tooltip="LoRA strength; negative values invert it, 0 = no change.")),
+                "strict": ("BOOLEAN", {"default": False, "tooltip": _STRICT_TIP}),
+            },
+            "optional": {
+                "blocks": ("STRING", {"default": "", "tooltip": _BLOCKS_TIP}),
+            },
+        }
+
+    def apply(self, model, lora_name, strength, strict, blocks=""):
+        from emovid_core.lora import LoraSpec, apply_lora_stack_to_comfy, resolve_lora_path
+
+        spec = LoraSpec(resolve_lora_path(lora_name), strength=strength, blocks=blocks)
+        out, report = apply_lora_stack_to_comfy(model, [spec], strict=strict)
+        return _report_result(out, report)
+
+
+class EmoVidLoraStack:
+    DESCRIPTION = (
+        "Apply several Wan2.1 LoRAs at once, each with its strength: an emotion LoRA plus style or character "
+        "LoRAs (the EmoVid paper's multi-LoRA 'custom roles'). For one LoRA per emotion, fill emotion_map "
+        "(e.g. 'anger=anger.safetensors, fear=fear.safetensors') and pick the emotion: its LoRA is added with "
+        "emotion_strength. Every LoRA is validated before any patch is added."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "apply"
+    RETURN_TYPES = ("MODEL", "STRING")
+    RETURN_NAMES = ("model", "report")
+    OUTPUT_TOOLTIPS = (
+        "The model with every chosen LoRA patched in (a clone: the input model is unchanged).",
+        "Per LoRA: what was applied and every skipped key with its reason.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        files = [NONE] + _lora_files()
+        opt = {}
+        for i in (1, 2, 3):
+            opt[f"lora_{i}"] = (files, {"emovid_dynamic_list": True, "default": NONE,
+                                        "tooltip": f"LoRA {i} from models/loras, or None."})
+            opt[f"strength_{i}"] = ("FLOAT", dict(_STRENGTH, tooltip=f"Strength of LoRA {i} (negative inverts it)."))
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "A Wan2.1 MODEL (UNETLoader / Load Diffusion Model)."}),
+                "strict": ("BOOLEAN", {"default": False, "tooltip": _STRICT_TIP}),
+            },
+            "optional": {
+                **opt,
+                "emotion": ([NO_EMOTION, *EMOTIONS], {"default": NO_EMOTION,
+                                                      "tooltip": "Emotion whose LoRA (from emotion_map) is added; none = skip."}),
+                "emotion_map": ("STRING", {"default": "", "multiline": True,
+                                           "tooltip": "One 'emotion=lora file' per line or comma-separated, files from "
+                                                      "models/loras, e.g. 'anger=wan_anger.safetensors'."}),
+                "emotion_strength": ("FLOAT", dict(_STRENGTH, tooltip="Strength of the emotion's LoRA.")),
+            },
+        }
+
+    def apply(self, model, strict, lora_1=NONE, strength_1=1.0, lora_2=NONE, strength_2=1.0, lora_3=NONE,
+              strength_3=1.0, emotion=NO_EMOTION, emotion_map="", emotion_strength=1.0):
+        from emovid_core.lora import LoraSpec, apply_lora_stack_to_comfy, lora_for_emotion, resolve_lora_path
+
+        stack = []
+        if emotion and emotion != NO_EMOTION:
+            if not emotion_map.strip():
+                raise ValueError(f"emotion {emotion!r} chosen but emotion_map is empty; add e.g. "
+                                 f"'{emotion}={emotion}.safetensors' or set emotion to none")
+            file = lora_for_emotion(emotion_map, emotion)
+            if file is None:
+                raise ValueError(f"emotion_map has no LoRA for {emotion!r}; add a line '{emotion}=<file>'")
+            stack.append(LoraSpec(resolve_lora_path(file), name=f"emotion_{emotion}", strength=emotion_strength))
+        for name, strength in ((lora_1, strength_1), (lora_2, strength_2), (lora_3, strength_3)):
+            if name and name != NONE:
+                stack.append(LoraSpec(resolve_lora_path(name), strength=strength))
+        if not stack:
+            raise ValueError("no LoRA chosen: pick lora_1..lora_3 or an emotion with an emotion_map")
+        out, report = apply_lora_stack_to_comfy(model, stack, strict=strict)
+        return _report_result(out, report)
+
+
+class EmoVidLoraLoaderPipeline:
+    DESCRIPTION = (
+        "Apply a Wan2.1 LoRA (any supported format) to the EmoVid diffusers pipeline as a named peft adapter. "
+        "Chain several: earlier adapters stay active with their strengths; re-running with a new strength "
+        "only changes the adapter weight (no reload). fuse merges the active LoRAs into the weights in float32 "
+        "(slightly faster sampling; later strength changes then need a reloaded pipeline)."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "apply"
+    RETURN_TYPES = (PIPE_TYPE, "STRING")
+    RETURN_NAMES = ("pipe", "report")
+    OUTPUT_TOOLTIPS = (
+        "The pipeline with the LoRA active (the same loaded pipeline: adapters live on its transformer).",
+        "What was applied and every skipped key with its reason.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "pipe": (PIPE_TYPE, {"tooltip": "The pipeline from EmoVid Wan Loader (or another EmoVid LoRA pipeline node)."}),
+                "lora_name": (_lora_files(), {"emovid_dynamic_list": True,
+                                              "tooltip": "LoRA .safetensors from models/loras, in any supported format."}),
+                "strength": ("FLOAT", dict(_STRENGTH, tooltip="Adapter weight; negative inverts it, 0 = no change.")),
+                "adapter_name": ("STRING", {"default": "", "tooltip": "peft adapter name; empty = the file name. The same "
+                                            "name with another file replaces that adapter."}),
+                "fuse": ("BOOLEAN", {"default": False, "tooltip": "Merge the active LoRAs into the weights (float32 math). "
+                                     "Off keeps them switchable without reloading."}),
+                "strict": ("BOOLEAN", {"default": False, "tooltip": _STRICT_TIP}),
+            },
+            "optional": {
+                "blocks": ("STRING", {"default": "", "tooltip": _BLOCKS_TIP}),
+            },
+        }
+
+    def apply(self, pipe, lora_name, strength, adapter_name, fuse, strict, blocks=""):
+        from emovid_core.lora import LoraSpec, active_diffusers_loras, apply_lora_stack_to_diffusers, resolve_lora_path
+
+        transformer = getattr(getattr(pipe, "pipe", None), "transformer", None)
+        if transformer is None:
+            raise ValueError(f"pipe {type(pipe).__name__} has no .pipe.transformer; connect EmoVid Wan Loader's pipe output")
+        path = resolve_lora_path(lora_name)
+        name = adapter_name.strip() or None
+        new = LoraSpec(path, name=name, strength=strength, blocks=blocks)
+        from emovid_core.lora.apply import _adapter_name, load_lora_cached
+
+        final_name = _adapter_name(new, load_lora_cached(path), set())
+        new.name = final_name
+        keep = [LoraSpec(None, n, w) for n, w in active_diffusers_loras(transformer) if n != final_name]
+        report = apply_lora_stack_to_diffusers(transformer, keep + [new], fuse=fuse, strict=strict)
+        out = copy.copy(pipe)  # the handle is cheap; the pipeline (and its adapters) is shared
+        out.loras = [f"{n}:{w:g}" + (" (fused)" if report.fused else "") for n, w in zip(report.active, report.weights)]
+        return _report_result(out, report)
+
+
+NODE_CLASS_MAPPINGS = {
+    "EmoVidLoraLoader": EmoVidLoraLoader,
+    "EmoVidLoraStack": EmoVidLoraStack,
+    "EmoVidLoraLoaderPipeline": EmoVidLoraLoaderPipeline,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "EmoVidLoraLoader": "EmoVid LoRA Loader (Wan2.1)",
+    "EmoVidLoraStack": "EmoVid LoRA Stack (Wan2.1)",
+    "EmoVidLoraLoaderPipeline": "EmoVid LoRA Loader (Wan2.1 pipeline)",
+}
