@@ -51,6 +51,8 @@ MIN_GIF_FRAME_MS = 20
 # When the next wanted frame is at most this many frames ahead, grab() forward instead of seeking: a seek
 # restarts decoding at the previous keyframe, which costs more than skipping a few frames.
 SEEK_DISTANCE = 24
+# Containers whose frame count OpenCV can only estimate (from duration x fps).
+ESTIMATED_COUNT_EXTENSIONS = (".webm", ".mkv")
 
 
 @dataclass(frozen=True)
@@ -226,16 +228,38 @@ def _probe_cv2(p: Path) -> VideoInfo:
             raise ValueError(f"video {str(p)!r} has no decodable frames (empty or corrupt); re-export it or pick another file")
         h, w = frame.shape[:2]
         if count <= 0:
-            # Some containers (streamed webm/mkv) carry no frame count: count by grabbing, no decoding.
+            # No count in the header at all: count by grabbing (no colour conversion).
             count = 1
             while cap.grab():
                 count += 1
+        elif p.suffix.lower() in ESTIMATED_COUNT_EXTENSIONS:
+            count = _verified_count(cap, count)
     finally:
         cap.release()
     if not math.isfinite(fps) or fps <= 0 or fps > 1000:
         log.warning("[EmoVid] %s reports fps %r; assuming 24", p, fps)
         fps = 24.0
     return VideoInfo(p, count, fps, w, h, count / fps, False, "video")
+
+
+def _verified_count(cap, count: int) -> int:
+    """Matroska/WebM store no frame count; OpenCV estimates duration x fps, which can be off by a frame or two.
+    Check the estimate at the end of the stream (one seek) and correct it, so planned indices all exist."""
+    import cv2
+
+    start = max(count - 2, 1)
+    if cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) == start:
+        n = start
+        while cap.grab():
+            n += 1
+        if n > start or start == 1:
+            return n
+    # The seek failed or landed past the end: walk the whole stream from the start.
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    n = 0
+    while cap.grab():
+        n += 1
+    return n or count
 
 
 # ------------------------------------------------------------------------------------------------- planning

@@ -399,3 +399,22 @@ def test_repeated_frames_are_kept(tmp_path, fmt, quality, make):
         assert mae(back, frames) < 0.05, "lossless: at most one nudged pixel per repeated frame"
     elif make is flat_frames:  # lossy WebP (4:2:0 chroma) keeps flat colours close; the 1-pixel-period pattern it blurs
         assert mae(back, frames) < 4.0
+
+
+@pytest.mark.parametrize("ext", ["webm", "mp4"])
+def test_variable_frame_rate_file_counts_and_seeks_exactly(tmp_path, files, src, ext, caplog):
+    # Frames 11.. shifted by 0.5 s: the header-based count (duration x fps = 48 for webm) is wrong and a
+    # timestamp seek lands on the wrong frame. probe must count 40, and seeking must fall back to decoding forward.
+    p = tmp_path / f"vfr.{ext}"
+    codec = "libvpx-vp9" if ext == "webm" else "libx264"
+    subprocess.run([vio.ffmpeg_exe(), "-v", "error", "-y", "-i", str(files["mp4"]),
+                    "-vf", "setpts='(N+if(gt(N,10),8,0))/(16*TB)'", "-fps_mode", "passthrough", "-c:v", codec, str(p)],
+                   check=True, timeout=60)
+    assert vio.probe(p).frames == T
+    full = vio.read_frames(p)
+    assert identify(full, src) == list(range(T))
+    caplog.set_level("DEBUG", logger="EmoVid")
+    wanted = [0, 30, 35, 39]
+    picked = vio.read_frames(p, indices=wanted)
+    assert all(np.array_equal(picked[k], full[i]) for k, i in enumerate(wanted))
+    assert "imprecise seek" in caplog.text
