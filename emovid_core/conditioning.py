@@ -20,7 +20,7 @@ Rules shared by both operations:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -135,6 +135,50 @@ def encode_text(clip: Any, text: str) -> list:
     return check_conditioning(clip.encode_from_tokens_scheduled(clip.tokenize(text)), "text encoder output")
 
 
+def _emotion_positive(encode, blend_fn, intensity_fn, caption, first, intensity, template, second, blend):
+    """Shared recipe of :func:`encode_emotion` (CONDITIONING) and :func:`emotion_prompt_embeds` (tensors)."""
+    from .prompts import PAPER_TEMPLATE, weighted_prompt
+
+    template = PAPER_TEMPLATE if template is None else template
+    wp = weighted_prompt(caption, first, template, intensity)
+    if wp.weight == 0.0:
+        # Intensity 0 is the caption alone whatever the emotions: skip encoding prompts that would cancel out.
+        return encode(wp.base), [wp.base]
+    texts = [wp.text]
+    positive = encode(wp.text)
+    if second is not None:
+        other = weighted_prompt(caption, second, template, 1.0).text
+        texts.append(other)
+        positive = blend_fn(positive, encode(other), blend)
+    if wp.needs_scaling:
+        texts.append(wp.base)
+        positive = intensity_fn(positive, encode(wp.base), wp.weight)
+    return positive, texts
+
+
+def emotion_prompt_embeds(
+    encode: Callable[[str], torch.Tensor],
+    caption: str,
+    emotion: Any,
+    intensity: float = 1.0,
+    template: str | None = None,
+    second_emotion: Any = None,
+    blend: float = 0.5,
+) -> tuple[torch.Tensor, list[str]]:
+    """The positive prompt embeddings for the headless (diffusers) path, same recipe as the Encode node.
+
+    ``encode(text)`` returns ``[B, L, D]`` embeddings (e.g. a wrapper around ``WanPipeline.encode_prompt`` with
+    CFG off). Returns the embeddings and the texts encoded. Pass the result as ``prompt_embeds``; the weight
+    syntax of :func:`~emovid_core.prompts.build_prompt` must never reach diffusers, which would read it literally.
+    """
+    from .emotions import get_emotion
+
+    second = get_emotion(second_emotion) if second_emotion is not None else None
+    return _emotion_positive(
+        encode, blend_tensors, apply_intensity_tensor, caption, get_emotion(emotion), intensity, template, second, blend
+    )
+
+
 @dataclass
 class EmotionEncoding:
     """What :func:`encode_emotion` produced, with the texts it encoded (for display and logs)."""
@@ -166,25 +210,14 @@ def encode_emotion(
       when ``negative_add_opposite`` (the second emotion of a blend is never added to the negative).
     """
     from .emotions import get_emotion
-    from .prompts import PAPER_TEMPLATE, WAN_NEGATIVE_PROMPT, negative_prompt, weighted_prompt
+    from .prompts import WAN_NEGATIVE_PROMPT, negative_prompt
 
-    template = PAPER_TEMPLATE if template is None else template
     first = get_emotion(emotion)
     second = get_emotion(second_emotion) if second_emotion is not None else None
-    wp = weighted_prompt(caption, first, template, intensity)
-    if wp.weight == 0.0:
-        # Intensity 0 is the caption alone whatever the emotions: skip encoding prompts that would cancel out.
-        texts, positive = [wp.base], encode_text(clip, wp.base)
-    else:
-        texts = [wp.text]
-        positive = encode_text(clip, wp.text)
-        if second is not None:
-            other = weighted_prompt(caption, second, template, 1.0).text
-            texts.append(other)
-            positive = blend_conditioning(positive, encode_text(clip, other), blend)
-        if wp.needs_scaling:
-            texts.append(wp.base)
-            positive = apply_intensity(positive, encode_text(clip, wp.base), wp.weight)
+    positive, texts = _emotion_positive(
+        lambda text: encode_text(clip, text), blend_conditioning, apply_intensity,
+        caption, first, intensity, template, second, blend,
+    )
     neg_text = negative_prompt(
         first,
         add_opposite=negative_add_opposite,

@@ -320,3 +320,41 @@ def test_linked_template_is_checked_when_the_node_runs(classes, out_dir):
     }
     with pytest.raises(NodeExecutionError, match="missing \\{caption\\} and \\{emotion\\}"):
         run_workflow(wf, classes=classes)
+
+
+# --- headless (diffusers-style) embeddings -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def umt5_encode():
+    """A tiny random-weight UMT5EncoderModel (the class Wan's diffusers pipeline uses) behind an ``encode(text)``
+    that mirrors diffusers' WanPipeline: tokens up to the end token, padded to a fixed length, padding zeroed."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    model = UMT5EncoderModel(UMT5Config(vocab_size=260, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                                        relative_attention_num_buckets=8, relative_attention_max_distance=16)).eval()
+    max_len = 160
+
+    @torch.no_grad()
+    def encode(text: str) -> torch.Tensor:
+        ids = ([b + 2 for b in text.encode("utf-8")] + [1])[:max_len]
+        n = len(ids)
+        ids_t = torch.tensor([ids + [0] * (max_len - n)])
+        mask = torch.zeros_like(ids_t)
+        mask[0, :n] = 1
+        out = model(input_ids=ids_t, attention_mask=mask).last_hidden_state
+        return out * mask.unsqueeze(-1)
+
+    return encode
+
+
+def test_headless_embeddings_follow_the_same_recipe(umt5_encode):
+    full, base, awe = umt5_encode(paper("fear")), umt5_encode(CAPTION), umt5_encode(paper("awe"))
+    emb, texts = C.emotion_prompt_embeds(umt5_encode, CAPTION, "scared")
+    assert texts == [paper("fear")] and torch.equal(emb, full)
+    emb, texts = C.emotion_prompt_embeds(umt5_encode, CAPTION, "fear", intensity=1.5, second_emotion="awe", blend=0.25)
+    assert texts == [paper("fear"), paper("awe"), CAPTION]
+    assert torch.allclose(emb, base + 1.5 * ((0.75 * full + 0.25 * awe) - base), atol=1e-5)
+    emb, texts = C.emotion_prompt_embeds(umt5_encode, CAPTION, "fear", intensity=0.0)
+    assert texts == [CAPTION] and torch.equal(emb, base)
