@@ -48,8 +48,10 @@ DEFAULT_IMAGES_FPS = 16.0
 DEFAULT_FRAME_MS = 100.0
 # Browsers also bump GIF delays of 10 ms and less to 100 ms, so never write a delay below 20 ms.
 MIN_GIF_FRAME_MS = 20
-# When the next wanted frame is at most this many frames ahead, grab() forward instead of seeking: a seek
-# restarts decoding at the previous keyframe, which costs more than skipping a few frames.
+# A seek restarts decoding at the keyframe before the target, so it only pays when that keyframe lies ahead
+# of where decoding is now: seek when it saves more than SEEK_MIN_GAIN frames of decoding. Keyframe positions
+# come from a demux-only pass (no decoding). Without them, seek when the target is SEEK_DISTANCE frames ahead.
+SEEK_MIN_GAIN = 4
 SEEK_DISTANCE = 24
 # Containers whose frame count OpenCV can only estimate (from duration x fps).
 ESTIMATED_COUNT_EXTENSIONS = (".webm", ".mkv")
@@ -214,6 +216,16 @@ def _open_cv2(p: Path):
     return cap
 
 
+def _grab_count(cap) -> int:
+    import cv2
+
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    n = 0
+    while cap.grab():
+        n += 1
+    return n
+
+
 def _probe_cv2(p: Path) -> VideoInfo:
     import cv2
 
@@ -233,33 +245,15 @@ def _probe_cv2(p: Path) -> VideoInfo:
             while cap.grab():
                 count += 1
         elif p.suffix.lower() in ESTIMATED_COUNT_EXTENSIONS:
-            count = _verified_count(cap, count)
+            # Matroska/WebM store no frame count; OpenCV's duration x fps estimate is off for variable frame
+            # rates. Count the packets instead (demux only, no decoding); walk the stream if that is unavailable.
+            count = demux_index(p)[0] or _grab_count(cap)
     finally:
         cap.release()
     if not math.isfinite(fps) or fps <= 0 or fps > 1000:
         log.warning("[EmoVid] %s reports fps %r; assuming 24", p, fps)
         fps = 24.0
     return VideoInfo(p, count, fps, w, h, count / fps, False, "video")
-
-
-def _verified_count(cap, count: int) -> int:
-    """Matroska/WebM store no frame count; OpenCV estimates duration x fps, which can be off by a frame or two.
-    Check the estimate at the end of the stream (one seek) and correct it, so planned indices all exist."""
-    import cv2
-
-    start = max(count - 2, 1)
-    if cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) == start:
-        n = start
-        while cap.grab():
-            n += 1
-        if n > start or start == 1:
-            return n
-    # The seek failed or landed past the end: walk the whole stream from the start.
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-    n = 0
-    while cap.grab():
-        n += 1
-    return n or count
 
 
 # ------------------------------------------------------------------------------------------------- planning
@@ -525,11 +519,11 @@ def _decode_pillow(info: VideoInfo, idx: list[int], bg) -> Iterator[np.ndarray]:
 
 
 def _decode_cv2(info: VideoInfo, idx: list[int]) -> Iterator[np.ndarray]:
-    """Decode source frames ``idx`` (sorted, repeats allowed), seeking across long gaps.
+    """Decode source frames ``idx`` (sorted, repeats allowed), seeking where that saves decoding.
 
     A seek is trusted only when the capture reports landing on the wanted frame and its timestamp agrees;
-    otherwise (containers without a usable index) this capture falls back to grabbing forward from where
-    decoding really is, which is always exact.
+    otherwise (variable frame rate, containers without a usable index) this capture falls back to grabbing
+    forward from the start, which is always exact. Skipped frames are grab()bed, never converted.
     """
     import cv2
 
@@ -539,21 +533,26 @@ def _decode_cv2(info: VideoInfo, idx: list[int]) -> Iterator[np.ndarray]:
     try:
         pos = 0  # index of the frame the next read() returns
         can_seek = True
+        keys: list[int] | None | bool = False  # False = not looked up yet
         last_i, last = -1, None
         for i in idx:
             if i == last_i:
                 yield last
                 continue
-            if can_seek and (i < pos or i - pos > SEEK_DISTANCE):
-                if _seek(cap, i, info.fps):
-                    pos = i
-                else:
-                    can_seek = False
-                    log.debug("[EmoVid] %s: imprecise seek, decoding forward instead", info.path)
-                    cap.release()
-                    cap = _open_cv2(info.path)
-                    pos = 0
-            if i < pos:  # only reachable after a failed seek: restart from the beginning
+            if can_seek and i - pos > SEEK_MIN_GAIN:
+                if keys is False:
+                    keys = keyframes(info.path)
+                if _worth_seeking(i, pos, keys):
+                    if _seek(cap, i, info.fps):
+                        log.debug("[EmoVid] %s: seek %d -> %d", info.path.name, pos, i)
+                        pos = i
+                    else:
+                        can_seek = False
+                        log.debug("[EmoVid] %s: imprecise seek, decoding forward instead", info.path)
+                        cap.release()
+                        cap = _open_cv2(info.path)
+                        pos = 0
+            if i < pos:  # defensive: never decode backwards from a wrong position
                 cap.release()
                 cap = _open_cv2(info.path)
                 pos = 0
@@ -569,6 +568,54 @@ def _decode_cv2(info: VideoInfo, idx: list[int]) -> Iterator[np.ndarray]:
             yield last
     finally:
         cap.release()
+
+
+def _worth_seeking(i: int, pos: int, keys: list[int] | None) -> bool:
+    if not keys:
+        return i - pos > SEEK_DISTANCE
+    k = keys[max(bisect.bisect_right(keys, i) - 1, 0)]  # the keyframe a seek to i decodes from
+    return k - pos > SEEK_MIN_GAIN
+
+
+_DEMUX_CACHE: dict[tuple, tuple[int, list[int] | None]] = {}
+
+
+def keyframes(path: str | Path) -> list[int] | None:
+    """Indices of the keyframes of a container's video stream (see :func:`demux_index`), or None."""
+    return demux_index(path)[1]
+
+
+def demux_index(path: str | Path) -> tuple[int, list[int] | None]:
+    """(packet count, keyframe indices) of a container's video stream from a demux-only pass (no decoding).
+
+    (0, None) when OpenCV cannot read raw packets. Keyframe indices are in packet (decode) order, within a
+    frame or two of display order when the stream has B-frames: close enough to decide whether a seek pays.
+    """
+    import cv2
+
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    if key in _DEMUX_CACHE:
+        return _DEMUX_CACHE[key]
+    n, found = 0, None
+    try:
+        cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
+    except cv2.error:
+        cap = None
+    if cap is not None and cap.isOpened():
+        found = []
+        while cap.grab():
+            if cap.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME):
+                found.append(n)
+            n += 1
+        found = found or None
+    if cap is not None:
+        cap.release()
+    if len(_DEMUX_CACHE) >= 64:
+        _DEMUX_CACHE.pop(next(iter(_DEMUX_CACHE)))
+    _DEMUX_CACHE[key] = (n, found)
+    return n, found
 
 
 def _seek(cap, i: int, fps: float) -> bool:

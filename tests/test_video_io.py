@@ -99,8 +99,9 @@ def test_other_containers_probe_and_decode(ffmpeg_containers, src, ext):
     assert identify(frames, src) == list(range(T))
 
 
-@pytest.mark.parametrize("which", ["mp4", "webm", "gif", "webp", "mkv", "avi"])
-def test_seeking_returns_the_same_pixels_as_sequential_decode(files, ffmpeg_containers, which):
+@pytest.mark.parametrize("which", ["mp4", "webm", "gif", "webp", "mkv", "mov", "avi"])
+def test_seeking_returns_the_same_pixels_as_sequential_decode(files, ffmpeg_containers, which, caplog):
+    caplog.set_level("DEBUG", logger="EmoVid")
     path = files.get(which) or ffmpeg_containers[which]
     full = vio.read_frames(path)
     # 0 -> 30 and 3 -> 39 are longer than SEEK_DISTANCE, so the decoder seeks; 30 -> 31 grabs forward; repeats reuse.
@@ -112,6 +113,8 @@ def test_seeking_returns_the_same_pixels_as_sequential_decode(files, ffmpeg_cont
     # A fresh iterator starting mid-stream (seek as first move) lands on the same frame too.
     first = next(vio.iter_frames(path, indices=[33]))
     assert np.array_equal(first, full[33])
+    if which in ("mkv", "mov"):  # keyframe every 8 frames: the decoder really seeks (0 -> 30 -> 39, 0 -> 33)
+        assert "-> 30" in caplog.text and "seek 0 -> 33" in caplog.text
 
 
 def test_iter_frames_is_lazy_and_streams(files, src):
@@ -408,7 +411,7 @@ def test_variable_frame_rate_file_counts_and_seeks_exactly(tmp_path, files, src,
     p = tmp_path / f"vfr.{ext}"
     codec = "libvpx-vp9" if ext == "webm" else "libx264"
     subprocess.run([vio.ffmpeg_exe(), "-v", "error", "-y", "-i", str(files["mp4"]),
-                    "-vf", "setpts='(N+if(gt(N,10),8,0))/(16*TB)'", "-fps_mode", "passthrough", "-c:v", codec, str(p)],
+                    "-vf", "setpts='(N+if(gt(N,10),8,0))/(16*TB)'", "-fps_mode", "passthrough", "-c:v", codec, "-g", "8", str(p)],
                    check=True, timeout=60)
     assert vio.probe(p).frames == T
     full = vio.read_frames(p)
