@@ -31,6 +31,11 @@ def _resolve(video: str, path: str = "") -> Path:
     chosen = (path or "").strip() or (video or "").strip()
     if not chosen:
         raise ValueError("no video chosen: pick a file in the 'video' list or set 'path' to a video file or image folder")
+    # ComfyUI annotates names picked from other folders: "clip.mp4 [output]" (e.g. a dragged-in result).
+    if chosen.endswith(" [output]"):
+        chosen, root = chosen[: -len(" [output]")], runtime.output_directory()
+    elif chosen.endswith(" [input]"):
+        chosen = chosen[: -len(" [input]")]
     p = Path(chosen).expanduser()
     if not p.is_absolute():
         p = root / p

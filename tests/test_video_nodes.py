@@ -118,6 +118,9 @@ def test_path_input_overrides_the_list_and_accepts_image_folders(pack_nodes, inp
     assert np.array_equal(got, frames(6, seed=3)[[0, 2, 4]])
     wf["1"]["inputs"]["path"] = "clips/small.gif"  # relative to the input folder
     assert run_workflow(wf, classes=pack_nodes).outputs["1"][2] == [9]
+    # ComfyUI's annotated names: a file from the output folder, e.g. the GIF saved by the first run.
+    wf["1"]["inputs"]["path"] = "EmoVid/video_00001.gif [output]"
+    assert run_workflow(wf, classes=pack_nodes).outputs["1"][2] == [2]  # 3 frames at 16 fps -> 8 fps = 2
 
 
 def test_missing_file_fails_with_the_path(pack_nodes, input_dir, out_dir):
