@@ -1,0 +1,156 @@
+"""LoRAs on a tiny diffusers WanTransformer3DModel: peft adapters, switching, strength 0, fp32 fuse, I2V on T2V,
+and files we write loaded by diffusers' own loaders (and a file diffusers wrote read by us)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from emovid_core import wan_layout as wl
+from emovid_core.lora import (
+    LoraMismatchError,
+    LoraSpec,
+    active_diffusers_loras,
+    apply_lora_stack_to_diffusers,
+    load_lora,
+    write_lora,
+)
+from emovid_core.lora.testing import random_lora
+
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+
+
+def make_transformer(i2v: bool, seed: int = 0):
+    from diffusers import WanTransformer3DModel
+
+    variant = wl.WanVariant("tiny", 128, 256, 2, 36 if i2v else 16)
+    torch.manual_seed(seed)
+    # 2 heads x 64 = dim 128; I2V: image_dim = CLIP width (16 here) and added_kv_proj_dim = dim, as in the release.
+    cfg = wl.diffusers_transformer_config(variant, num_heads=2, text_dim=32, image_dim=16)
+    return WanTransformer3DModel(**cfg).eval()
+
+
+def run(model, i2v: bool):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 36 if i2v else 16, 1, 8, 8, generator=g)
+    kw = {"encoder_hidden_states_image": torch.randn(1, 3, 16, generator=g)} if i2v else {}
+    with torch.no_grad():
+        return model(x, torch.tensor([500]), torch.randn(1, 5, 32, generator=g), return_dict=False, **kw)[0]
+
+
+def expected_weights(base, lora, strength, modules=None):
+    out = {}
+    for name, m in lora.modules.items():
+        if modules is not None and name not in modules:
+            continue
+        key = wl.original_to_diffusers(name) + ".weight"
+        out[key] = base[key].float() + strength * (m.effective_alpha / m.rank) * (m.up.float() @ m.down.float())
+    return out
+
+
+@pytest.fixture()
+def i2v_model():
+    return make_transformer(True)
+
+
+def test_adapters_strength_zero_switch_and_fuse(i2v_model):
+    model = i2v_model
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    emo = random_lora(i2v=True, rank=4, alpha=8.0, seed=1)
+    style = random_lora(i2v=True, rank=2, alpha=None, seed=2, targets=["self_attn.q", "ffn.2"])
+    y_base = run(model, True)
+
+    report = apply_lora_stack_to_diffusers(model, [(emo, "emo", 0.0)])
+    assert report.active == ["emo"] and report.weights == [0.0]
+    assert torch.equal(run(model, True), y_base)  # strength 0 == no LoRA, exactly
+
+    apply_lora_stack_to_diffusers(model, [(emo, "emo", 0.8), (style, "style", -0.5)])
+    y_both = run(model, True)
+    assert not torch.allclose(y_both, y_base)
+    assert active_diffusers_loras(model) == [("emo", 0.8), ("style", -0.5)]
+
+    # Switching weights reuses the loaded adapters (no reload) and matches a fresh load.
+    report = apply_lora_stack_to_diffusers(model, [(emo, "emo", 0.3)])
+    assert "weight changed only" in str(report)
+    y_emo03 = run(model, True)
+    fresh = make_transformer(True)
+    apply_lora_stack_to_diffusers(fresh, [(emo, "emo", 0.3)])
+    torch.testing.assert_close(run(fresh, True), y_emo03, rtol=0, atol=1e-6)
+    apply_lora_stack_to_diffusers(model, [])  # empty stack: LoRA off
+    assert torch.equal(run(model, True), y_base)
+
+    # Fuse in fp32: weights equal W + s*(alpha/r)*B@A and the output equals the unfused one.
+    apply_lora_stack_to_diffusers(model, [(emo, "emo", 0.8), (style, "style", -0.5)])
+    y_unfused = run(model, True)
+    report = apply_lora_stack_to_diffusers(model, [(emo, "emo", 0.8), (style, "style", -0.5)], fuse=True)
+    assert report.fused and "fused in float32" in str(report)
+    sd = model.state_dict()
+    assert not any("lora_" in k for k in sd)  # adapter layers unloaded
+    want = expected_weights(base, emo, 0.8)
+    for k, v in expected_weights(base, style, -0.5).items():
+        want[k] = want[k] + (v - base[k].float())
+    for k, v in want.items():
+        torch.testing.assert_close(sd[k], v, rtol=0, atol=1e-6)
+    torch.testing.assert_close(run(model, True), y_unfused, rtol=0, atol=1e-5)
+
+
+def test_block_weights_and_i2v_lora_on_t2v():
+    model = make_transformer(False)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    lora = random_lora(i2v=True, seed=3)
+    report = apply_lora_stack_to_diffusers(model, [LoraSpec(lora, "emo", 1.0, blocks="1:0.5")], fuse=True)
+    rep = report.entries[0].report
+    assert rep.skipped["blocks.1.cross_attn.k_img"].startswith("image cross-attention")
+    assert rep.skipped["blocks.0.self_attn.q"] == "outside the selected blocks"
+    sd = model.state_dict()
+    assert torch.equal(sd["blocks.0.attn1.to_q.weight"], base["blocks.0.attn1.to_q.weight"])
+    want = expected_weights(base, lora, 0.5, modules={"blocks.1.attn2.to_v"} | {"blocks.1.cross_attn.v"})
+    torch.testing.assert_close(sd["blocks.1.attn2.to_v.weight"], want["blocks.1.attn2.to_v.weight"], rtol=0, atol=1e-6)
+    with pytest.raises(LoraMismatchError):
+        apply_lora_stack_to_diffusers(make_transformer(False), [(lora, "emo", 1.0)], strict=True)
+    with pytest.raises(LoraMismatchError, match="custom width 256"):
+        apply_lora_stack_to_diffusers(make_transformer(False), [(random_lora(dim=256, ffn=512), "x", 1.0)])
+
+
+@pytest.mark.parametrize("fmt", ["diffusers", "kohya", "comfy"])
+def test_diffusers_own_loader_reads_our_files(tmp_path, fmt):
+    """What `emovid lora convert --to diffusers|kohya|comfy` writes, diffusers loads with no skipped keys and the same scale."""
+    from diffusers import WanPipeline
+
+    lora = random_lora(rank=4, alpha=2.0, seed=4)
+    lora.modules["blocks.0.ffn.0"].alpha = 6.0
+    path = tmp_path / f"{fmt}.safetensors"
+    write_lora(lora, path, fmt)
+    model = make_transformer(False)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    sd, meta = WanPipeline.lora_state_dict(str(tmp_path), weight_name=path.name, return_lora_metadata=True)
+    model.load_lora_adapter(sd, prefix="transformer", adapter_name="x", metadata=meta)
+    loaded = {k for k in model.state_dict() if ".lora_A.x." in k}
+    assert len(loaded) == len(lora.modules)  # every module placed
+    model.fuse_lora(lora_scale=0.7)
+    got = model.state_dict()
+    for k, v in expected_weights(base, lora, 0.7).items():
+        torch.testing.assert_close(got[k.replace(".weight", ".base_layer.weight")], v, rtol=0, atol=2e-6)
+
+
+def test_we_read_a_lora_diffusers_saved(tmp_path):
+    """A peft adapter saved by diffusers (alpha in the LoraConfig header metadata) reads back at the right scale."""
+    from peft import LoraConfig
+
+    model = make_transformer(False)
+    model.add_adapter(LoraConfig(r=4, lora_alpha=12, target_modules=["to_q", "to_k", "ffn.net.2"], init_lora_weights=False),
+                      adapter_name="trained")
+    model.save_lora_adapter(str(tmp_path), adapter_name="trained")
+    files = list(tmp_path.glob("*.safetensors"))
+    lora = load_lora(files[0])
+    assert len(lora.modules) == 2 * 5  # to_q/to_k in attn1+attn2, ffn.net.2, two blocks
+    assert {m.scale for m in lora.modules.values()} == {3.0}  # 12 / 4 from the header, not 1
+    assert {m.alpha_source for m in lora.modules.values()} == {"metadata"}
+    # Our fused result equals peft's own fuse of the trained adapter.
+    model.fuse_lora(lora_scale=1.0, adapter_names=["trained"])
+    fused = {k.replace(".base_layer", ""): v for k, v in model.state_dict().items() if "lora_" not in k}
+    other = make_transformer(False)
+    apply_lora_stack_to_diffusers(other, [(files[0], "mine", 1.0)], fuse=True)
+    for k, v in other.state_dict().items():
+        torch.testing.assert_close(v, fused[k], rtol=0, atol=2e-6)
