@@ -185,7 +185,10 @@ def index_dataset(
     reused = len(keyed) - len(todo)
     workers = max(1, int(workers or os.cpu_count() or 1))
     jpath.parent.mkdir(parents=True, exist_ok=True)
+    torn = jpath.is_file() and jpath.stat().st_size > 0 and not jpath.read_bytes().endswith(b"\n")
     with open(jpath, "a", encoding="utf-8") as jfh, runtime.progress_bar(len(todo) if progress else 0, "index clips") as bar:
+        if torn:
+            jfh.write("\n")  # end a line cut short by a crash, so the next entry starts clean
         def record(key: str, result: dict | None, error: str | None) -> None:
             entry = {"v": JOURNAL_VERSION, "key": key, "result": result, "error": error}
             jfh.write(json.dumps(entry) + "\n")
