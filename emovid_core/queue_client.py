@@ -98,7 +98,9 @@ def format_node_errors(body: dict, prompt: dict | None = None) -> str:
         for e in entry.get("errors") or []:
             extra = e.get("extra_info") or {}
             inp = extra.get("input_name")
-            reason = e.get("details") or e.get("message") or e.get("type")
+            reason = e.get("message") or e.get("type")
+            if e.get("details") and e.get("details") != inp:
+                reason += f": {e['details']}"
             recv = f" (received {extra['received_value']!r})" if "received_value" in extra else ""
             lines.append(f"  - {where}" + (f", input {inp!r}" if inp else "") + f": {reason}{recv} [{e.get('type')}]")
     return "\n".join(lines)
@@ -300,50 +302,66 @@ class ComfyClient:
              ws=None, poll_interval: float = 1.0) -> tuple[dict, list[str]]:
         """Wait for ``prompt_id`` to finish; returns (history entry, cached node ids).
 
+        Progress comes from the websocket when there is one; /history decides the result (and is polled on its
+        own when there is no websocket, or as a slow safety net when events go missing).
         Raises ExecutionFailed (with the node and exception), PromptTimeout (after interrupting the prompt).
         """
         deadline = time.monotonic() + float(timeout)
         cached: list[str] = []
+        state = {"finished": False, "ws": ws}
+
+        def pump() -> bool:
+            """Handle one websocket message; False when none arrived within the socket timeout."""
+            try:
+                msg = state["ws"].recv()
+            except Exception as exc:  # timeouts are normal; anything else means the socket is gone
+                if type(exc).__name__ not in ("WebSocketTimeoutException", "TimeoutError", "timeout"):
+                    self.log(f"websocket closed ({type(exc).__name__}); following progress by polling /history")
+                    state["ws"] = None
+                return False
+            if not isinstance(msg, str) or not msg:
+                return True  # binary frames are preview images
+            try:
+                ev = json.loads(msg)
+            except json.JSONDecodeError:
+                return True
+            etype, data = ev.get("type"), ev.get("data") or {}
+            if data.get("prompt_id") not in (None, prompt_id):
+                return True
+            if etype == "execution_cached":
+                cached.extend(str(n) for n in data.get("nodes") or [])
+            if on_event and etype in ("executing", "progress", "execution_cached", "executed",
+                                      "execution_error", "execution_start"):
+                on_event(etype, data)
+            if data.get("prompt_id") == prompt_id and (
+                etype in ("execution_success", "execution_error", "execution_interrupted")
+                or (etype == "executing" and data.get("node") is None)
+            ):
+                state["finished"] = True
+            return True
+
         next_poll = 0.0
-        finished = False
         while True:
             now = time.monotonic()
             if now >= deadline:
                 self.interrupt(prompt_id)
                 raise PromptTimeout(f"prompt {prompt_id} did not finish within {timeout:g} s; it was interrupted "
                                     "(raise --timeout for long jobs)")
-            if ws is not None and not finished:
-                try:
-                    msg = ws.recv()
-                except Exception as exc:
-                    if type(exc).__name__ != "WebSocketTimeoutException":
-                        self.log(f"websocket closed ({type(exc).__name__}); following progress by polling /history")
-                        ws = None
-                    msg = None
-                if isinstance(msg, str) and msg:
-                    try:
-                        ev = json.loads(msg)
-                    except json.JSONDecodeError:
-                        ev = {}
-                    etype, data = ev.get("type"), ev.get("data") or {}
-                    if data.get("prompt_id") in (None, prompt_id):
-                        if etype == "execution_cached":
-                            cached.extend(str(n) for n in data.get("nodes") or [])
-                        if on_event and etype in ("executing", "progress", "execution_cached", "executed",
-                                                  "execution_error", "execution_start"):
-                            on_event(etype, data)
-                        if data.get("prompt_id") == prompt_id and (
-                            etype in ("execution_success", "execution_error", "execution_interrupted")
-                            or (etype == "executing" and data.get("node") is None)
-                        ):
-                            finished, next_poll = True, 0.0
-            else:
-                time.sleep(min(0.1 if finished else poll_interval, max(0.0, deadline - now)))
-            if time.monotonic() >= next_poll:
+            live = state["ws"] is not None and not state["finished"]
+            if live:
+                pump()
+            elif not state["finished"]:
+                time.sleep(min(poll_interval, max(0.0, deadline - now), max(0.0, next_poll - now)))
+            if state["finished"] or time.monotonic() >= next_poll:
                 entry = self.history(prompt_id)
                 if entry is not None:  # ComfyUI writes the history entry only once the prompt is done
+                    while state["ws"] is not None and not state["finished"] and pump():
+                        pass  # show the events that were still in flight
                     return self._check_entry(prompt_id, entry), cached
-                next_poll = time.monotonic() + (0.1 if finished else poll_interval)
+                if state["finished"]:
+                    time.sleep(0.05)  # the success event can arrive a moment before the history entry
+                live = state["ws"] is not None and not state["finished"]
+                next_poll = time.monotonic() + (5 * poll_interval if live else poll_interval)
 
     def _check_entry(self, prompt_id: str, entry: dict) -> dict:
         status = entry.get("status") or {}
