@@ -894,6 +894,9 @@ def _write_pillow(source, tmp: Path, fps: float, fmt: str, q: int, durations_ms,
     raw = durations_ms if durations_ms is not None else [1000.0 / fps] * len(arrays)
     alpha = arrays[0].shape[-1] == 4
     if fmt == "gif":
+        if min(raw) < MIN_GIF_FRAME_MS:
+            log.warning("[EmoVid] GIF frames shorter than %d ms play slower in browsers; writing %d ms frames "
+                        "(use mp4/webm/webp for more than %d fps)", MIN_GIF_FRAME_MS, MIN_GIF_FRAME_MS, 1000 // MIN_GIF_FRAME_MS)
         images = _gif_frames(arrays)
         # disposal=2 restores the background between frames so transparent areas do not show old frames.
         extra = {"disposal": 2, "transparency": GIF_TRANSPARENT} if alpha else {}
