@@ -631,42 +631,39 @@ def _seek(cap, i: int, fps: float) -> bool:
 
 
 def _short(info: VideoInfo, pos: int) -> None:
-    # The container's frame count was an estimate (common for webm/mkv); the stream ended early.
-    log.debug("[EmoVid] %s ended after %d frames (header said %d)", info.path, pos, info.frames)
+    log.warning("[EmoVid] %s ended after %d frames although its header says %d (truncated file?); "
+                "returning the frames that exist", info.path, pos, info.frames)
     return None
 
 
 def read_frames(
     path: str | Path,
     *,
+    skip_first: int = 0,
+    every_nth: int = 1,
+    max_frames: int | None = None,
+    target_fps: float | None = None,
+    size: tuple[int, int] | None = None,
+    crop: str = "center",
+    background: Sequence[int] = (0, 0, 0),
+    indices: Sequence[int] | None = None,
+    wan_4n1: bool = False,
+    fps: float | None = None,
+    info: VideoInfo | None = None,
     max_bytes: int | None = None,
     progress: bool = True,
-    **kwargs,
 ) -> np.ndarray:
     """All selected frames as one ``[T, H, W, 3]`` uint8 array; same options as :func:`iter_frames`.
 
     Checks the memory the frames will take as a float IMAGE before decoding anything (``max_bytes``,
     default half of available RAM). Raises ValueError when nothing is selected or decoded.
     """
-    crop = kwargs.get("crop", "center")
     if crop not in ("center", "none"):
         raise ValueError(f"crop={crop!r} must be 'center' or 'none'")
-    bg = _check_background(kwargs.pop("background", (0, 0, 0)))
-    info = kwargs.pop("info", None) or probe(path, fps=kwargs.pop("fps", None))
-    kwargs.pop("fps", None)
-    idx = _select(
-        info,
-        kwargs.pop("indices", None),
-        kwargs.pop("skip_first", 0),
-        kwargs.pop("every_nth", 1),
-        kwargs.pop("max_frames", None),
-        kwargs.pop("target_fps", None),
-        kwargs.pop("wan_4n1", False),
-    )
-    w, h = output_size(info, kwargs.pop("size", None))
-    kwargs.pop("crop", None)
-    if kwargs:
-        raise TypeError(f"read_frames() got unexpected option(s): {', '.join(sorted(kwargs))}")
+    bg = _check_background(background)
+    info = info or probe(path, fps=fps)
+    idx = _select(info, indices, skip_first, every_nth, max_frames, target_fps, wan_4n1)
+    w, h = output_size(info, size)
     if not idx:
         raise ValueError(f"no frames selected from {str(info.path)!r}; check indices")
     check_memory(len(idx), w, h, info.path, max_bytes)
@@ -681,7 +678,11 @@ def read_frames(
                 bar.update(1)
     if n == 0:
         raise ValueError(f"video {str(info.path)!r} produced no frames (corrupt or empty stream); re-export it")
-    return out[:n] if n < len(idx) else out
+    if n < len(idx):
+        # The stream ended before its header said it would; keep the 4n+1 promise on what was decoded.
+        n = wan_frame_count(n) if wan_4n1 else n
+        return out[:n].copy()
+    return out
 
 
 def frames_to_image(frames: np.ndarray):

@@ -421,3 +421,15 @@ def test_variable_frame_rate_file_counts_and_seeks_exactly(tmp_path, files, src,
     picked = vio.read_frames(p, indices=wanted)
     assert all(np.array_equal(picked[k], full[i]) for k, i in enumerate(wanted))
     assert "imprecise seek" in caplog.text
+
+
+def test_truncated_file_returns_the_frames_that_exist(tmp_path, ffmpeg_containers, src, caplog):
+    data = ffmpeg_containers["avi"].read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * 0.6)])  # the AVI header still says 40 frames
+    assert vio.probe(cut).frames == T
+    got = vio.read_frames(cut)
+    assert 5 < len(got) < T and identify(got, src) == list(range(len(got)))
+    assert "truncated" in caplog.text
+    trimmed = vio.read_frames(cut, wan_4n1=True)
+    assert len(trimmed) == vio.wan_frame_count(len(got)) and np.array_equal(trimmed, got[: len(trimmed)])
