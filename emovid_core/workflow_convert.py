@@ -229,6 +229,32 @@ def _type_ok(a: str, b: str) -> bool:
     return a in ("*", "") or b in ("*", "") or _types_match(a, b)
 
 
+def _bypass_slot(node: dict, slot: int, type_: str) -> int:
+    """Which input a bypassed node passes to output ``slot`` (frontend 1.27 ``getBypassSlotIndex``).
+
+    The same index when its type fits both the output and the link, else the first input of exactly that type,
+    else the first compatible one. Whether that input is connected is not considered, exactly as in the
+    frontend: an unconnected match means the downstream input is left out.
+    """
+    ins = node.get("inputs") or []
+    outs = node.get("outputs") or []
+    out_type = str(outs[slot].get("type", "*")) if slot < len(outs) else "*"
+    if type_ in ("*", ""):
+        return slot if len(ins) > slot else 0
+    if slot < len(ins):
+        t = str(ins[slot].get("type", "*"))
+        if _type_ok(t, out_type) and _type_ok(t, type_):
+            return slot
+    for i, inp in enumerate(ins):
+        if str(inp.get("type")) == type_:
+            return i
+    for i, inp in enumerate(ins):
+        t = str(inp.get("type", "*"))
+        if _type_ok(t, out_type) and _type_ok(t, type_):
+            return i
+    return -1
+
+
 def ui_to_api(ui: dict, object_info: dict, *, source: str = "workflow") -> dict:
     """Convert a UI-format workflow to API format. Raises :class:`WorkflowConversionError` listing all problems."""
     if not is_ui_workflow(ui):
@@ -257,14 +283,9 @@ def ui_to_api(ui: dict, object_info: dict, *, source: str = "workflow") -> dict:
         if mode == MODE_NEVER:
             return None
         if mode == MODE_BYPASS:
+            idx = _bypass_slot(src, lk.origin_slot, lk.type)
             ins = src.get("inputs") or []
-            # As the frontend: the input at the same index if its type matches, else the first of that type.
-            if lk.origin_slot < len(ins) and _type_ok(lk.type, str(ins[lk.origin_slot].get("type", "*"))):
-                return resolve(ins[lk.origin_slot].get("link"), seen)
-            for inp in ins:
-                if _type_ok(lk.type, str(inp.get("type", "*"))) and inp.get("link") is not None:
-                    return resolve(inp.get("link"), seen)
-            return None
+            return resolve(ins[idx].get("link"), seen) if 0 <= idx < len(ins) else None
         return ("link", [lk.origin_id, lk.origin_slot])
 
     api: dict[str, dict] = {}
