@@ -72,36 +72,53 @@ def _float(name: str, value, lo: float, hi: float, hint: str = "") -> float:
     return v
 
 
+def check_settings(*, frames=None, width=None, height=None, steps=None, guidance=None, shift=None, seed=None) -> dict:
+    """Validate the model-independent settings (None = not given, skipped); returns them normalised."""
+    out: dict = {}
+    if frames is not None:
+        f = _int("frames", frames, 1, 10_001)
+        if (f - 1) % 4:
+            lo = f - (f - 1) % 4
+            raise ValueError(f"frames {f} is not 4n+1 (the Wan VAE packs 4 frames per latent); use {lo} or {lo + 4}")
+        out["frames"] = f
+    for name, v in (("width", width), ("height", height)):
+        if v is not None:
+            v = _int(name, v, 16, MAX_SIDE)
+            if v % 16:
+                raise ValueError(f"{name} {v} is not a multiple of 16 (VAE 8x and patch 2x); use {v - v % 16 or 16} or {v - v % 16 + 16}")
+            out[name] = v
+    if steps is not None:
+        out["steps"] = _int("steps", steps, 1, MAX_STEPS)
+    if guidance is not None:
+        out["guidance"] = _float("guidance", guidance, 0.0, 100.0, " (1 or less turns classifier-free guidance off)")
+    if shift is not None:
+        out["shift"] = _float("shift", shift, 0.01, 100.0, " (flow shift: 3 for 480P, 5 for 720P in diffusers; ComfyUI's templates use 8)")
+    if seed is not None:
+        out["seed"] = _int("seed", seed, 0, MAX_SEED)
+    return out
+
+
 def check_generate_inputs(handle: WanHandle, *, frames, width, height, steps, guidance, shift, seed, image) -> dict:
     """Validate generation settings against the loaded model; returns them normalised. Raises ValueError."""
     if not isinstance(handle, WanHandle):
         raise ValueError(f"pipe must be a loaded Wan pipeline (EmoVid Wan Loader / load_pipeline), got {type(handle).__name__}")
-    f = _int("frames", frames, 1, 10_001)
-    if (f - 1) % 4:
-        lo = f - (f - 1) % 4
-        raise ValueError(f"frames {f} is not 4n+1 (the Wan VAE packs 4 frames per latent); use {lo} or {lo + 4}")
-    w = _int("width", width, 16, MAX_SIDE)
-    h = _int("height", height, 16, MAX_SIDE)
-    for name, v in (("width", w), ("height", h)):
-        if v % 16:
-            raise ValueError(f"{name} {v} is not a multiple of 16 (VAE 8x and patch 2x); use {v - v % 16 or 16} or {v - v % 16 + 16}")
-    cfg = handle.pipe.transformer.config
-    rope = int(getattr(cfg, "rope_max_seq_len", 1024))
-    lat = {"frames": ((f - 1) // 4 + 1, f), "height": (h // 16, h), "width": (w // 16, w)}
-    for name, (n, v) in lat.items():
+    given = dict(frames=frames, width=width, height=height, steps=steps, guidance=guidance, shift=shift, seed=seed)
+    missing = [k for k, v in given.items() if v is None]
+    if missing:
+        raise ValueError(f"no value for {', '.join(missing)} and the loaded model ({handle.variant}) has no default for it")
+    opts = check_settings(**given)
+    f, w, h = opts["frames"], opts["width"], opts["height"]
+    rope = int(getattr(handle.pipe.transformer.config, "rope_max_seq_len", 1024))
+    for name, n, v in (("frames", (f - 1) // 4 + 1, f), ("height", h // 16, h), ("width", w // 16, w)):
         if n > rope:
             raise ValueError(f"{name} {v} gives {n} positions along that axis, more than this model's rotary table ({rope}); "
                              "use a smaller value")
-    s = _int("steps", steps, 1, MAX_STEPS)
-    g = _float("guidance", guidance, 0.0, 100.0, " (1 or less turns classifier-free guidance off)")
-    sh = _float("shift", shift, 0.01, 100.0, " (flow shift: 3 for 480P, 5 for 720P in diffusers; ComfyUI's templates use 8)")
-    sd = _int("seed", seed, 0, MAX_SEED)
     if handle.kind == "i2v" and image is None:
         raise ValueError(f"the loaded model is image-to-video ({handle.variant}); connect a start image")
     if handle.kind == "t2v" and image is not None:
         raise ValueError(f"a start image was given but the loaded model is text-to-video ({handle.variant}); "
                          "load an I2V model (e.g. i2v-14b-480p) or remove the image")
-    return dict(frames=f, width=w, height=h, steps=s, guidance=g, shift=sh, seed=sd)
+    return opts
 
 
 def to_pil(image):
@@ -147,41 +164,18 @@ def _emotion_parts(emotion) -> tuple[str | None, float]:
 
 
 def apply_lora_stack(handle: WanHandle, lora_stack) -> list:
-    """Make exactly ``lora_stack`` (list of (path, adapter_name, strength)) active on the transformer.
+    """Make exactly ``lora_stack`` -- (path or LoRA, adapter_name, strength[, blocks]) entries -- active on the
+    transformer (peft adapters via ``emovid_core.lora``); returns the active adapter names.
 
     ``[]`` turns every loaded adapter off; ``None`` leaves the handle as it is (e.g. as a LoRA node set it).
     """
     if lora_stack is None:
         return list(handle.loras)
-    stack = [tuple(x) for x in lora_stack]
-    for item in stack:
-        if len(item) != 3:
-            raise ValueError(f"LoRA stack entries are (path, adapter_name, strength); got {item!r}")
-    from .. import lora as lora_pkg
+    from ..lora import apply_lora_stack_to_diffusers
 
-    apply = getattr(lora_pkg, "apply_lora_stack_to_diffusers", None)
-    if apply is not None:
-        report = apply(handle.pipe.transformer, stack)
-        names = list(getattr(report, "active", None) or getattr(report, "adapters", None) or [n for _, n, _ in stack])
-    else:
-        names = _apply_with_peft(handle, stack)
-    handle.loras = names
-    return names
-
-
-def _apply_with_peft(handle: WanHandle, stack: list) -> list:
-    """Fallback until ``emovid_core.lora.apply_lora_stack_to_diffusers`` exists: diffusers' own loader + set_adapters."""
-    pipe = handle.pipe
-    loaded = set(getattr(pipe.transformer, "peft_config", {}) or {})
-    for path, name, _strength in stack:
-        if name not in loaded:
-            pipe.load_lora_weights(str(path), adapter_name=name)
-            loaded.add(name)
-    if stack:
-        pipe.set_adapters([n for _, n, _ in stack], [float(s) for _, _, s in stack])
-    elif loaded:
-        pipe.disable_lora()
-    return [n for _, n, _ in stack]
+    report = apply_lora_stack_to_diffusers(handle.pipe.transformer, list(lora_stack))
+    handle.loras = list(report.active)
+    return list(handle.loras)
 
 
 # -------------------------------------------------------------------------------------------- generate

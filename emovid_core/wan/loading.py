@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import runtime
@@ -149,6 +150,20 @@ def _arch_from_config(cfg: dict) -> TransformerArch:
     )
 
 
+@contextmanager
+def _quiet_loading():
+    """Hide diffusers' 'Loading pipeline components' bar (a few ms of noise per load), then restore it."""
+    from diffusers.utils import logging as dlog
+
+    was = dlog.is_progress_bar_enabled()
+    dlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            dlog.enable_progress_bar()
+
+
 def inspect_diffusers_folder(path: str | Path) -> tuple[str, list[str]]:
     """(pipeline class name, component folders) of a diffusers Wan folder; raises naming what is wrong."""
     folder = Path(path).expanduser()
@@ -207,7 +222,8 @@ def load_diffusers_folder(path: str | Path, variant: str = "auto", dtype: str = 
         extra["image_encoder"] = CLIPVisionModel.from_pretrained(str(folder), subfolder="image_encoder", torch_dtype=torch.float32,
                                                                  local_files_only=True)
     pipe_cls = WanPipeline if kind == "t2v" else WanImageToVideoPipeline
-    pipe = pipe_cls.from_pretrained(str(folder), torch_dtype=dt, local_files_only=True, **extra)
+    with _quiet_loading():
+        pipe = pipe_cls.from_pretrained(str(folder), torch_dtype=dt, local_files_only=True, **extra)
     if kind == "i2v" and cfg.get("image_dim") is not None and getattr(pipe, "image_encoder", None) is None:
         raise FileNotFoundError(f"{str(folder)!r}: the Wan2.1 I2V transformer needs image_encoder/ and image_processor/ folders (CLIP vision)")
     return _handle(pipe, v, kind, f"diffusers folder {folder}", dt, dev, offload)
