@@ -93,13 +93,19 @@ def _types_match(out_type: str, in_type: Any) -> bool:
     return bool(outs & ins)
 
 
-def _check_literal(nid: str, ctype: str, spec, value: Any, problems: list[GraphProblem]) -> Any:
-    """Validate and convert one typed-in value the way ComfyUI does; return the converted value."""
+def _check_literal(nid: str, ctype: str, spec, value: Any, problems: list[GraphProblem], custom: bool = False) -> Any:
+    """Validate and convert one typed-in value the way ComfyUI does; return the converted value.
+
+    ``custom``: the node's VALIDATE_INPUTS names this input, so (as in ComfyUI) it owns the range and combo
+    checks and only the type conversion happens here.
+    """
 
     def bad(kind: str, msg: str) -> None:
         problems.append(GraphProblem(nid, ctype, spec.name, kind, msg))
 
     t = spec.type
+    if spec.is_combo and custom:
+        return value
     if spec.is_combo:
         values = spec.combo_values
         if value not in values:
@@ -130,7 +136,7 @@ def _check_literal(nid: str, ctype: str, spec, value: Any, problems: list[GraphP
     except (TypeError, ValueError):
         bad(INVALID_INPUT_TYPE, f"failed to convert {value!r} to {t}")
         return value
-    if t in ("INT", "FLOAT"):
+    if t in ("INT", "FLOAT") and not custom:
         lo, hi = spec.options.get("min"), spec.options.get("max")
         if lo is not None and value < lo:
             bad(VALUE_SMALLER_THAN_MIN, f"value {value} smaller than min of {lo}")
@@ -170,6 +176,8 @@ def validate(workflow: dict, classes: dict[str, type]) -> tuple[dict[str, NodeSc
         ctype = schema.node_id
         conv: dict[str, Any] = {}
         deps[nid] = set()
+        validator = getattr(schema.cls, "VALIDATE_INPUTS", None)
+        custom_checked = set(inspect.getfullargspec(validator).args) if validator is not None else set()
         for spec in schema.inputs:
             if spec.name not in given:
                 if spec.required:
@@ -191,8 +199,7 @@ def validate(workflow: dict, classes: dict[str, type]) -> tuple[dict[str, NodeSc
                     deps[nid].add(src)
                 conv[spec.name] = [src, slot]
             else:
-                conv[spec.name] = _check_literal(nid, ctype, spec, value, problems)
-        validator = getattr(schema.cls, "VALIDATE_INPUTS", None)
+                conv[spec.name] = _check_literal(nid, ctype, spec, value, problems, spec.name in custom_checked)
         if validator is not None and not any(p.node_id == nid for p in problems):
             # Like ComfyUI (execution.validate_inputs): a validator gets only the inputs its signature names
             # (all of them with **kwargs); linked inputs have no value yet and are left out.

@@ -192,3 +192,22 @@ def test_cli_run_reports_validation_errors(tmp_path, capsys):
     code = cli_main(["run", str(wf_path), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "unknown class_type 'EmoVidDoesNotExist'" in capsys.readouterr().err
+
+
+def test_validate_inputs_owns_the_checks_of_the_inputs_it_names(tmp_path):
+    class Picky(Add):
+        @classmethod
+        def VALIDATE_INPUTS(cls, mode):
+            return True if mode in ("plain", "double", "custom") else f"mode {mode!r} is not known"
+
+    classes = {**CLASSES, "Picky": Picky}
+    ok = {"1": {"class_type": "Picky", "inputs": {"a": 1, "b": 99, "mode": "custom"}},
+          "2": {"class_type": "Collect", "inputs": {"x": ["1", 0]}}}
+    with pytest.raises(GraphValidationError) as err:  # b is not named by the validator: still range-checked
+        validate(ok, classes)
+    assert [(p.input_name, p.type) for p in err.value.problems] == [("b", "value_bigger_than_max")]
+    ok["1"]["inputs"]["b"] = 1
+    assert run_workflow(ok, out_dir=tmp_path, classes=classes).ui["2"]["text"] == ["x=2"]
+    ok["1"]["inputs"]["mode"] = "weird"
+    with pytest.raises(GraphValidationError, match="mode 'weird' is not known"):
+        validate(ok, classes)
