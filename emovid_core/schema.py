@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,12 +186,35 @@ def object_info(schemas: dict[str, NodeSchema] | None = None, display: dict[str,
     return info
 
 
+def markdown_reference(schemas: dict[str, NodeSchema] | None = None, display: dict[str, str] | None = None) -> str:
+    """The README's node reference table, generated from the classes so it cannot drift."""
+    if schemas is None:
+        schemas = pack_schemas()
+    if display is None:
+        display = load_pack_nodes()[1]
+    rows = ["| node (id) | category | inputs | outputs | what it does |", "|---|---|---|---|---|"]
+    for nid, s in sorted(schemas.items(), key=lambda kv: (kv[1].category, kv[0])):
+        ins = ", ".join(
+            f"`{i.name}`" + ("" if i.required else "?") + (f" {i.type}" if not i.is_widget else "") for i in s.inputs
+        )
+        outs = ", ".join(f"`{n}` {t}" for n, t in zip(s.output_names, s.output_types)) or "—"
+        desc = " ".join(s.description.split())
+        # First sentence: a period followed by a capital, not inside "e.g." or a number.
+        first = re.split(r"(?<!e\.g)(?<!i\.e)(?<=[a-z0-9)'\"])\.\s+(?=[A-Z])", desc)[0].rstrip(".") + "."
+        rows.append(f"| **{display.get(nid, nid)}** (`{nid}`) | {s.category} | {ins} | {outs} | {first} |")
+    return "\n".join(rows) + "\n\n`?` marks an optional input; inputs without a type are widgets (typed in on the node).\n"
+
+
 if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description="Print or (with --write) regenerate the node schema snapshot.")
     ap.add_argument("--write", action="store_true", help=f"write {SNAPSHOT_PATH.relative_to(PACK_ROOT)}")
-    if ap.parse_args().write:
+    ap.add_argument("--markdown", action="store_true", help="print the README's node reference table")
+    ns = ap.parse_args()
+    if ns.markdown:
+        print(markdown_reference(), end="")
+    elif ns.write:
         print(f"wrote {write_snapshot()}")
     else:
         print(json.dumps(snapshot(), indent=1, sort_keys=True))
