@@ -384,3 +384,16 @@ def test_compare_to_emotion_stats():
         A.compare_to_emotion_stats({"brightness": 0.5}, {"joy": {"hue": (10, 5)}})
     with pytest.raises(ValueError, match="empty"):
         A.compare_to_emotion_stats({"brightness": 0.5}, {})
+
+
+def test_benchmark_script_runs_and_agrees_with_reference():
+    # The benchmark is not a timed test; this only keeps it runnable and checks its accuracy report.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_attributes.py"
+    out = subprocess.run([sys.executable, str(script), "--frames", "21", "--height", "24", "--width", "40", "--repeats", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "speed-up (b)/(a)" in out.stdout and "rounded equal: True" in out.stdout
