@@ -53,6 +53,19 @@ class IndexReport:
         return text
 
 
+class _QuietProgress:
+    """Progress that shows nothing: per-file bars inside a many-file job would only flood the terminal."""
+
+    def __init__(self, total: int = 0, desc: str = "") -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def measure_clip(path: str | Path, stride: int = 20) -> dict:
     """Probe one file and compute its paper-exact attributes. Raises ValueError/OSError for a bad file."""
     from .. import attributes, video_io
@@ -60,10 +73,11 @@ def measure_clip(path: str | Path, stride: int = 20) -> dict:
     info = video_io.probe(path)
     if info.frames < 1:
         raise ValueError(f"{Path(path).name} has no frames")
-    frames = list(video_io.iter_frames(path, indices=list(range(0, info.frames, stride)), info=info))
-    if not frames:
-        raise ValueError(f"{Path(path).name} decoded no frames (corrupt or empty stream)")
-    attrs = attributes.clip_attributes(frames, stride=1)
+    with runtime.configured(progress_factory=_QuietProgress):
+        frames = list(video_io.iter_frames(path, indices=list(range(0, info.frames, stride)), info=info))
+        if not frames:
+            raise ValueError(f"{Path(path).name} decoded no frames (corrupt or empty stream)")
+        attrs = attributes.clip_attributes(frames, stride=1)
     return {
         "frames": int(info.frames), "fps": round(float(info.fps), 6), "width": int(info.width), "height": int(info.height),
         "duration": round(float(info.duration), 6), "has_alpha": bool(info.has_alpha),
