@@ -57,9 +57,6 @@ HASLER_NOTE = (
 # Rows per tile are chosen so one tile (RGB input + HSV + 3 single-channel buffers, float32) stays within L2.
 _TILE_PIXELS = 1 << 16
 _UNIT = np.float32(1.0 / 255.0)  # uint8 -> float the way video_io.frames_to_image does it (multiply, not divide)
-# checkRange's upper bound is exclusive; the next float above 1 admits exactly 1.0.
-_ONE_UP = float(np.nextafter(np.float32(1.0), np.float32(2.0)))
-# Hasler-Suesstrunk opponent channels from RGB in 0..1, scaled to the 0..255 range its thresholds assume.
 # Hasler-Suesstrunk opponent channels (rg, yb, 0) from RGB in 0..1, on the 0..255 scale its thresholds assume.
 _HASLER_M = (255.0 * np.array([[1.0, -1.0, 0.0], [0.5, 0.5, -1.0], [0.0, 0.0, 0.0]])).astype(np.float32)
 # Frames are analysed by a few threads (OpenCV and NumPy release the GIL); more than a handful buys nothing
