@@ -32,6 +32,15 @@ def _cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models are overhead-bound: one thread is faster, and far steadier on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def t2v():
     return load_tiny_pipeline("t2v")
