@@ -750,3 +750,29 @@ def compare_to_emotion_stats(attrs, stats: Mapping[str, Mapping[str, Any]]) -> d
         per[emotion] = {"z": z, "distance": math.sqrt(sum(v * v for v in z.values()))}
     ranking = sorted(per, key=lambda e: per[e]["distance"])
     return {"nearest": ranking[0], "ranking": ranking, "per_emotion": per}
+
+
+def emotion_stats_from_dataset(stats: Mapping[str, Any]) -> dict:
+    """Per-emotion means/stds in :func:`compare_to_emotion_stats`'s layout from the output of
+    ``emovid_core.dataset.stats.compute_stats`` (``emovid dataset stats --json``).
+
+    Its ``attributes.<attr>.by_emotion.<emotion>`` entries (``mean``/``std``, circular for hue) are regrouped
+    by emotion. Entries without a usable spread (no clips, one clip, or identical values: std missing or 0)
+    are left out, so they cannot produce infinite z-scores.
+    """
+    attrs = stats.get("attributes") if isinstance(stats, Mapping) else None
+    if not isinstance(attrs, Mapping):
+        raise ValueError("stats has no 'attributes' section; pass the output of dataset.stats.compute_stats "
+                         "(emovid dataset stats --json)")
+    out: dict[str, dict] = {}
+    for name in _ATTRS:
+        for emotion, entry in ((attrs.get(name) or {}).get("by_emotion") or {}).items():
+            mean, std = entry.get("mean"), entry.get("std")
+            if mean is None or std is None or not std > 0:
+                continue
+            out.setdefault(emotion, {})[name] = {"mean": float(mean), "std": float(std)}
+    if not out:
+        raise ValueError("stats has no per-emotion attribute with a mean and a std > 0; it needs at least two "
+                         "clips with different values per emotion")
+    return out
+

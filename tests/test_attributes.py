@@ -386,6 +386,24 @@ def test_compare_to_emotion_stats():
         A.compare_to_emotion_stats({"brightness": 0.5}, {})
 
 
+def test_compare_with_dataset_statistics():
+    from emovid_core.dataset.format import Clip
+    from emovid_core.dataset.stats import compute_stats
+
+    rows = [("amusement", 0.7, 0.5, 30), ("amusement", 0.8, 0.6, 40), ("sadness", 0.3, 0.2, 220),
+            ("sadness", 0.2, 0.1, 200), ("fear", 0.25, 0.4, 350)]
+    clips = [Clip(clip_id=f"c{i}", path=f"c{i}.mp4", type="movie", emotion=e, brightness=b, colorfulness=c, hue=h)
+             for i, (e, b, c, h) in enumerate(rows)]
+    table = A.emotion_stats_from_dataset(compute_stats(clips))
+    assert set(table) == {"amusement", "sadness"}  # fear has a single clip: no spread, left out
+    assert table["amusement"]["brightness"]["mean"] == pytest.approx(0.75)
+    assert table["sadness"]["hue"]["mean"] == pytest.approx(210, abs=1e-6)
+    res = A.compare_to_emotion_stats({"brightness": 0.72, "colorfulness": 0.52, "hue": 33}, table)
+    assert res["nearest"] == "amusement"
+    with pytest.raises(ValueError, match="attributes"):
+        A.emotion_stats_from_dataset({})
+
+
 def test_benchmark_script_runs_and_agrees_with_reference():
     # The benchmark is not a timed test; this only keeps it runnable and checks its accuracy report.
     import subprocess
