@@ -262,7 +262,8 @@ class ComfyClient:
         info = json.loads(raw.decode())
         return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
 
-    def queue_prompt(self, prompt: dict, extra_data: dict | None = None, prompt_id: str | None = None) -> str:
+    def queue_prompt(self, prompt: dict, extra_data: dict | None = None, prompt_id: str | None = None,
+                     allow_partial: bool = False) -> str:
         payload: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id}
         if extra_data:
             payload["extra_data"] = extra_data
@@ -275,9 +276,16 @@ class ComfyClient:
             raise PromptValidationError(format_node_errors(data, prompt), err, data.get("node_errors") or {})
         if status != 200 or not isinstance(data, dict) or "prompt_id" not in data:
             raise QueueError(f"POST /prompt returned HTTP {status}: {str(data)[:500]}")
-        if data.get("node_errors"):  # some outputs failed validation; ComfyUI runs the rest
-            self.log(format_node_errors({"error": {"message": "some outputs will be skipped"},
-                                         "node_errors": data["node_errors"]}, prompt))
+        if data.get("node_errors"):
+            # Some outputs failed validation and ComfyUI would quietly run only the rest. Unless the caller
+            # accepts that, take the prompt back and fail like a full rejection.
+            body = {"error": {"message": "some outputs failed validation"}, "node_errors": data["node_errors"]}
+            if not allow_partial:
+                self.interrupt(data["prompt_id"])
+                raise PromptValidationError(format_node_errors(body, prompt) + "\n(the prompt was withdrawn; "
+                                            "--allow-partial runs the outputs that passed)", body["error"],
+                                            data["node_errors"])
+            self.log(format_node_errors({**body, "error": {"message": "these outputs will be skipped"}}, prompt))
         return data["prompt_id"]
 
     # ---------------------------------------------------------------- waiting
@@ -383,6 +391,7 @@ class ComfyClient:
         """
         out_dir = Path(out_dir)
         files: list[Path] = []
+        seen: set[tuple] = set()  # one file can be listed twice (e.g. under "images" and VHS-style "gifs")
         for nid in sorted(outputs, key=str):
             for items in (outputs[nid] or {}).values():
                 if not isinstance(items, list):
@@ -391,6 +400,10 @@ class ComfyClient:
                     if not isinstance(item, dict) or "filename" not in item:
                         continue  # e.g. "text" strings or the "animated" flags
                     kind = item.get("type") or "output"
+                    key = (kind, item.get("subfolder", ""), item["filename"])
+                    if key in seen:
+                        continue
+                    seen.add(key)
                     rel = _safe_rel(item.get("subfolder", ""), item["filename"])
                     dest = out_dir / (Path("temp") / rel if kind == "temp" else rel)
                     data = self.view(item["filename"], item.get("subfolder", ""), kind)
@@ -417,10 +430,12 @@ class ComfyClient:
 
     def run(self, workflow: dict, out_dir: str | Path | None = None, *, timeout: float = 600.0,
             overrides: list[str] | None = None, uploads: list[str] | None = None,
-            on_event: Callable[[str, dict], None] | None = None, show_progress: bool = False) -> JobResult:
+            on_event: Callable[[str, dict], None] | None = None, show_progress: bool = False,
+            allow_partial: bool = False) -> JobResult:
         """Upload inputs, queue, follow progress, wait, download outputs.
 
         ``show_progress`` prints node names and step bars to stderr (:class:`ConsoleProgress`).
+        ``allow_partial`` runs a prompt whose outputs only partly passed validation (default: fail).
 
         ``uploads`` items are ``FILE`` (uploaded under its own name) or ``NODE.INPUT=FILE`` (uploaded, then that
         input is set to the server's name for it).
@@ -442,7 +457,7 @@ class ComfyClient:
         ws = self._open_ws()
         try:
             extra = {"extra_pnginfo": {"workflow": ui}} if ui else None
-            prompt_id = self.queue_prompt(prompt, extra)
+            prompt_id = self.queue_prompt(prompt, extra, allow_partial=allow_partial)
             self.log(f"queued prompt {prompt_id} on {self.server}")
             entry, cached = self.wait(prompt_id, timeout, on_event, ws=ws)
         finally:

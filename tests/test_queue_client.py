@@ -73,6 +73,7 @@ class FakeComfyUI:
         self.hang = False
         self.step_delay = 0.0
         self.evil_names = False
+        self.partial = False  # answer 200 with node_errors, as ComfyUI does when only some outputs fail
         self.prompts: list[dict] = []
         self.interrupts: list[dict] = []
         self.history: dict[str, dict] = {}
@@ -185,6 +186,12 @@ class FakeComfyUI:
                                          "extra_info": {"input_name": name, "received_value": v}})
                     if errs:
                         node_errors[nid] = {"errors": errs, "dependent_outputs": [], "class_type": ctype}
+                if node_errors and fake.partial:
+                    pid = str(uuid.uuid4())
+                    fake.prompts.append(payload)
+                    ok = {k: v for k, v in prompt.items() if k not in node_errors}
+                    threading.Thread(target=fake._execute, args=(pid, ok, payload.get("client_id")), daemon=True).start()
+                    return self._json(200, {"prompt_id": pid, "number": 1, "node_errors": node_errors})
                 if node_errors:
                     return self._json(400, {"error": {"type": "prompt_outputs_failed_validation",
                                                       "message": "Prompt outputs failed validation", "details": "",
@@ -509,3 +516,17 @@ def test_cli_queue_end_to_end(fake, tmp_path, capsys):
     assert fake.prompts[0]["prompt"]["2"]["inputs"]["steps"] == 2
     with Image.open(io.BytesIO((tmp_path / "o/emo/test_00001_.png").read_bytes())) as im:
         assert im.size == (40, 24)
+
+
+def test_partly_valid_prompt_fails_unless_allowed(fake, tmp_path):
+    fake.partial = True
+    wf = json.loads(json.dumps(API_WF))
+    wf["5"] = {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 8, "batch_size": 1, "color": 0}}
+    client, logs = _client(fake)
+    with pytest.raises(PromptValidationError) as ei:
+        client.run(wf, out_dir=tmp_path / "dl", timeout=30)
+    assert "node 5 (EmptyImage), input 'width'" in str(ei.value) and "--allow-partial" in str(ei.value)
+    assert fake.interrupts and fake.interrupts[-1]["prompt_id"]  # the queued prompt was withdrawn
+    fake.interrupted.clear()
+    job = client.run(wf, out_dir=tmp_path / "dl2", timeout=30, allow_partial=True)
+    assert len(job.files) == 2 and any("will be skipped" in m for m in logs)

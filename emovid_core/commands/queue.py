@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="output", help="folder for the downloaded outputs (default: ./output)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait before interrupting (default 600)")
     p.add_argument("--no-websocket", action="store_true", help="follow progress by polling /history only")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="when some outputs fail validation, run the others instead of failing")
     p.add_argument("--retries", type=int, default=6, help="connection attempts when the server refuses (default 6)")
     p.set_defaults(func=_run)
 
@@ -38,7 +40,7 @@ def _run(args) -> int:
     wf = load_workflow(args.workflow)
     try:
         job = client.run(wf, out_dir=args.out, timeout=args.timeout, overrides=args.set, uploads=args.upload,
-                         show_progress=True)
+                         show_progress=True, allow_partial=args.allow_partial)
     except QueueError as exc:
         print(f"emovid queue: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
