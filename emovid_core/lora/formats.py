@@ -123,9 +123,20 @@ _NAME_WRITERS: dict[str, Callable[[str], str]] = {
 }
 
 
+_PART_BY_SUFFIX = dict(_PARTS)
+
+
 def split_key(key: str) -> tuple[str, str, str] | None:
     """``<stem><suffix>`` -> (stem, suffix, part) for a LoRA tensor key, None if no known suffix."""
-    for suffix, part in _PARTS:
+    # Fast path: the suffix is the last 1-3 dot-separated segments, longest first (dict lookups, no scanning).
+    for n in (3, 2, 1):
+        parts = key.rsplit(".", n)
+        if len(parts) == n + 1 and parts[0]:
+            suffix = "." + ".".join(parts[1:])
+            part = _PART_BY_SUFFIX.get(suffix)
+            if part is not None:
+                return parts[0], suffix, part
+    for suffix, part in _PARTS:  # "_lora.down.weight"-style suffixes glued to the stem with an underscore
         if key.endswith(suffix) and len(key) > len(suffix):
             return key[: -len(suffix)], suffix, part
     return None
@@ -193,16 +204,22 @@ def _check_safetensors_file(path: Path) -> None:
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, header metadata) of a .safetensors file, read through ``safe_open`` (each tensor copied once)."""
+    """(tensors, header metadata) of a .safetensors file, read through ``safe_open`` (memory-mapped, no extra copy).
+
+    A file safetensors refuses is diagnosed afterwards (truncated, not safetensors, ...) so the happy path parses
+    the header only once.
+    """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path).expanduser()
-    _check_safetensors_file(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES or not path.is_file():
+        _check_safetensors_file(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except SafetensorError as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
+        _check_safetensors_file(path)  # raises a specific message when it can tell what is wrong
         raise LoraError(f"{path.name}: cannot read safetensors data ({exc}); the file is corrupt or truncated") from None
     return tensors, metadata
 

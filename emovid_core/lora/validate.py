@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping
 
 from .. import wan_layout as wl
@@ -48,18 +49,18 @@ class ShapeSpec:
                 shapes[orig] = tuple(v.shape)
         return cls(shapes, label or f"diffusers {type(transformer).__name__}")
 
-    @property
+    @cached_property
     def dim(self) -> int | None:
         for key, axis in (("head.modulation", -1), ("blocks.0.self_attn.q.weight", 0), ("blocks.0.ffn.0.weight", 1)):
             if key in self.shapes:
                 return self.shapes[key][axis]
         return None
 
-    @property
+    @cached_property
     def i2v(self) -> bool:
         return any(k.endswith("cross_attn.k_img.weight") for k in self.shapes)
 
-    @property
+    @cached_property
     def num_blocks(self) -> int:
         return len({wl.block_index(k) for k in self.shapes} - {None})
 
