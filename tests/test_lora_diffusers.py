@@ -154,3 +154,36 @@ def test_we_read_a_lora_diffusers_saved(tmp_path):
     apply_lora_stack_to_diffusers(other, [(files[0], "mine", 1.0)], fuse=True)
     for k, v in other.state_dict().items():
         torch.testing.assert_close(v, fused[k], rtol=0, atol=2e-6)
+
+
+def test_pipeline_node_chains_adapters(pack_nodes, tmp_path):
+    from types import SimpleNamespace
+
+    from emovid_core import runtime
+    from emovid_core.wan.handle import WanHandle
+
+    folder = tmp_path / "loras"
+    emo, style = random_lora(seed=31), random_lora(seed=32, targets=["ffn.0"])
+    write_lora(emo, folder / "emo_anger.safetensors", "diffsynth")
+    write_lora(style, folder / "style.safetensors", "kohya")
+    model = make_transformer(False)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    y_base = run(model, False)
+    handle = WanHandle(pipe=SimpleNamespace(transformer=model), variant="tiny", kind="t2v", source="test")
+    node = pack_nodes["EmoVidLoraLoaderPipeline"]()
+    with runtime.configured(model_folders={"loras": [folder]}):
+        h1, text1 = node.apply(handle, "emo_anger.safetensors", 0.8, "", False, False)["result"]
+        h2, text2 = node.apply(h1, "style.safetensors", -0.5, "style", False, False)["result"]
+        assert h2.loras == ["emo_anger:0.8", "style:-0.5"] and handle.loras == []
+        assert "20 module(s) applied" in text1
+        y_both = run(model, False)
+        h3, text3 = node.apply(h2, "emo_anger.safetensors", 0.0, "", False, False)["result"]  # re-run: weight only
+        assert "weight changed only" in text3 and h3.loras == ["style:-0.5", "emo_anger:0"]
+        h4, _ = node.apply(h3, "style.safetensors", 0.0, "style", False, False)["result"]
+        assert torch.equal(run(model, False), y_base)  # every strength 0 == base
+        h5, text5 = node.apply(h4, "emo_anger.safetensors", 0.8, "", True, False)["result"]  # fuse: emo 0.8, style 0
+        assert h5.loras == ["style:0 (fused)", "emo_anger:0.8 (fused)"]
+    sd = model.state_dict()
+    for k, v in expected_weights(base, emo, 0.8).items():
+        torch.testing.assert_close(sd[k], v, rtol=0, atol=1e-6)
+    assert not torch.allclose(y_both, y_base)

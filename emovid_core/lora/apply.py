@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,7 +364,9 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
             if name in existing:
                 transformer.delete_adapters(name)
                 rep.notes.append(f"adapter {name!r} replaced")
-            transformer.add_adapter(config, adapter_name=name)
+            with warnings.catch_warnings():  # peft warns on every second adapter; several named adapters is the point
+                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                transformer.add_adapter(config, adapter_name=name)
             result = set_peft_model_state_dict(transformer, _peft_state_dict(lora, rep), adapter_name=name)
             unexpected = list(getattr(result, "unexpected_keys", []) or [])
             if unexpected:
