@@ -128,11 +128,7 @@ def run_demo(
     gen_report = attributes.analyze(result.frames, fps=16.0, source=str(video_path), progress=False)
     files["generated_attributes_plot"] = attributes.save_plot(gen_report, out / "generated_attributes.png")
     stats = compute_stats(ds.clips)
-    per_emotion = {
-        e: {a: stats["attributes"][a]["by_emotion"][e] for a in ("brightness", "colorfulness", "hue")}
-        for e in stats["counts"]["by_emotion"]
-        if all(stats["attributes"][a]["by_emotion"][e].get("std") for a in ("brightness", "colorfulness", "hue"))
-    }
+    per_emotion = attributes.emotion_stats_from_dataset(stats)
     comparison = attributes.compare_to_emotion_stats(gen_report.clip, per_emotion)
     src_comparison = attributes.compare_to_emotion_stats(src_report.clip, per_emotion)
     for path in save_plots(stats, out / "dataset_plots"):
