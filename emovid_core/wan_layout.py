@@ -83,6 +83,10 @@ TOP_DIFFUSERS_TO_ORIGINAL = {v: k for k, v in TOP_ORIGINAL_TO_DIFFUSERS.items()}
 # flattened, so a lookup table turns ``self_attn_k_img`` back into ``self_attn.k_img``.
 _BLOCK_FLAT = {k.replace(".", "_"): k for k in BLOCK_ORIGINAL_TO_DIFFUSERS}
 _TOP_FLAT = {k.replace(".", "_"): k for k in TOP_ORIGINAL_TO_DIFFUSERS}
+# Some kohya-style trainers flatten diffusers names instead (``blocks_0_attn1_to_q``); map those too. The two
+# flat vocabularies do not overlap (diffusers "norm2" = original norm3, original "norm2" has no weights).
+_BLOCK_FLAT_DIFFUSERS = {v.replace(".", "_"): k for k, v in BLOCK_ORIGINAL_TO_DIFFUSERS.items()}
+_TOP_FLAT_DIFFUSERS = {v.replace(".", "_"): k for k, v in TOP_ORIGINAL_TO_DIFFUSERS.items()}
 _BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _FLAT_BLOCK_RE = re.compile(r"^blocks_(\d+)_(.+)$")
 
@@ -125,9 +129,9 @@ def flat_to_original(flat: str) -> str | None:
     flat = flat.replace(".", "_")
     m = _FLAT_BLOCK_RE.match(flat)
     if m:
-        rel = _BLOCK_FLAT.get(m.group(2))
+        rel = _BLOCK_FLAT.get(m.group(2)) or _BLOCK_FLAT_DIFFUSERS.get(m.group(2))
         return None if rel is None else f"blocks.{m.group(1)}.{rel}"
-    return _TOP_FLAT.get(flat)
+    return _TOP_FLAT.get(flat) or _TOP_FLAT_DIFFUSERS.get(flat)
 
 
 def original_to_flat(name: str) -> str:

@@ -25,6 +25,20 @@ def _lora_files() -> list[str]:
     return runtime.list_model_files("loras")
 
 
+def _file_stamps(*names: str) -> str:
+    """mtime/size of the chosen LoRA files: ComfyUI re-runs the node when a file is replaced under the same name."""
+    stamps = []
+    for name in names:
+        if not name or name == NONE:
+            continue
+        try:
+            st = runtime.resolve_model_file("loras", name).stat()
+            stamps.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
+        except (FileNotFoundError, OSError):
+            stamps.append(f"{name}:missing")
+    return "|".join(stamps)
+
+
 def _report_result(model, report):
     lines = report.lines()
     return {"ui": {"text": lines}, "result": (model, "\n".join(lines))}
@@ -61,6 +75,10 @@ class EmoVidLoraLoader:
                 "blocks": ("STRING", {"default": "", "tooltip": _BLOCKS_TIP}),
             },
         }
+
+    @classmethod
+    def IS_CHANGED(cls, lora_name=None, **kwargs):
+        return _file_stamps(lora_name)
 
     def apply(self, model, lora_name, strength, strict, blocks=""):
         from emovid_core.lora import LoraSpec, apply_lora_stack_to_comfy, resolve_lora_path
@@ -109,6 +127,18 @@ class EmoVidLoraStack:
                 "emotion_strength": ("FLOAT", dict(_STRENGTH, tooltip="Strength of the emotion's LoRA.")),
             },
         }
+
+    @classmethod
+    def IS_CHANGED(cls, lora_1=NONE, lora_2=NONE, lora_3=NONE, emotion=NO_EMOTION, emotion_map="", **kwargs):
+        from emovid_core.lora import lora_for_emotion
+
+        emo_file = None
+        if emotion and emotion != NO_EMOTION:
+            try:
+                emo_file = lora_for_emotion(emotion_map or "", emotion)
+            except ValueError:
+                emo_file = None  # the node itself reports the bad mapping when it runs
+        return _file_stamps(lora_1, lora_2, lora_3, emo_file or NONE)
 
     def apply(self, model, strict, lora_1=NONE, strength_1=1.0, lora_2=NONE, strength_2=1.0, lora_3=NONE,
               strength_3=1.0, emotion=NO_EMOTION, emotion_map="", emotion_strength=1.0):
@@ -166,6 +196,10 @@ class EmoVidLoraLoaderPipeline:
                 "blocks": ("STRING", {"default": "", "tooltip": _BLOCKS_TIP}),
             },
         }
+
+    @classmethod
+    def IS_CHANGED(cls, lora_name=None, **kwargs):
+        return _file_stamps(lora_name)
 
     def apply(self, pipe, lora_name, strength, adapter_name, fuse, strict, blocks=""):
         from emovid_core.lora import LoraSpec, active_diffusers_loras, apply_lora_stack_to_diffusers, resolve_lora_path

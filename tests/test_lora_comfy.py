@@ -210,3 +210,16 @@ def test_errors_name_the_file(model, tmp_path):
     with pytest.raises(LoraError, match="bad.safetensors"):
         apply_lora_stack_to_comfy(model, [bad])
     assert load_lora  # imported API stays public
+
+
+def test_is_changed_follows_the_file(pack_nodes, loras_dir):
+    import os
+
+    write_lora(random_lora(seed=13), loras_dir / "a.safetensors", "comfy")
+    node = pack_nodes["EmoVidLoraLoader"]
+    first = node.IS_CHANGED(lora_name="a.safetensors", strength=1.0)
+    assert first == node.IS_CHANGED(lora_name="a.safetensors", strength=0.5)
+    os.utime(loras_dir / "a.safetensors", ns=(1, 1))
+    assert node.IS_CHANGED(lora_name="a.safetensors") != first
+    stack = pack_nodes["EmoVidLoraStack"]
+    assert "a.safetensors" in stack.IS_CHANGED(emotion="fear", emotion_map="fear=a.safetensors")

@@ -49,6 +49,9 @@ HAND_WRITTEN = [
     ("kohya", "lora_unet_blocks_1_cross_attn_k_img", ".lora_down.weight", ".lora_up.weight", "blocks.1.cross_attn.k_img"),
     ("wanfun", "lora_unet__blocks_0_cross_attn_k", ".lora_down.weight", ".lora_up.weight", "blocks.0.cross_attn.k"),
     ("kohya_mixed", "lora_unet_blocks_1.self_attn.q", ".lora_down.weight", ".lora_up.weight", "blocks.1.self_attn.q"),
+    # kohya-style flattening of diffusers names (attn2 = cross-attention)
+    ("kohya", "lora_unet_blocks_1_attn2_to_out_0", ".lora_down.weight", ".lora_up.weight", "blocks.1.cross_attn.o"),
+    ("lycoris", "lycoris_blocks_0_ffn_2", ".lora_down.weight", ".lora_up.weight", "blocks.0.ffn.2"),
 ]
 
 

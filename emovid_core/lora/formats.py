@@ -91,6 +91,8 @@ FORMATS: dict[str, LoraFormat] = {f.key: f for f in (
                ".lora_down.weight", ".lora_up.weight", "key", True, "lora_unet__blocks_0_self_attn_q.lora_down.weight"),
     LoraFormat("kohya_mixed", "kohya with mixed _/. separators", "lora_unet_", "hybrid",
                ".lora_down.weight", ".lora_up.weight", "key", True, "lora_unet_blocks_0.self_attn.q.lora_down.weight"),
+    LoraFormat("lycoris", "LyCORIS / ai-toolkit LoRA (lycoris_)", "lycoris_", "flat",
+               ".lora_down.weight", ".lora_up.weight", "key", True, "lycoris_blocks_0_self_attn_q.lora_down.weight"),
 )}
 # What `emovid lora convert --to` offers: the formats core ComfyUI and diffusers load with zero skipped keys.
 CONVERT_TARGETS = {"comfy": "comfy", "diffusers": "diffusers", "kohya": "kohya"}
@@ -149,6 +151,8 @@ def classify_stem(stem: str, suffix: str) -> tuple[str, str | None]:
     if stem.startswith("lora_unet_"):
         rest = stem[len("lora_unet_"):]
         return ("kohya_mixed" if "." in rest else "kohya"), wl.flat_to_original(rest)
+    if stem.startswith("lycoris_"):
+        return "lycoris", wl.flat_to_original(stem[len("lycoris_"):])
     for prefix, fmt in (("model.diffusion_model.", "comfy"), ("diffusion_model.", "comfy"), ("pipe.dit.", "diffsynth_pipe"),
                         ("base_model.model.", "peft"), ("transformer.", "diffusers")):
         if stem.startswith(prefix):
