@@ -287,8 +287,11 @@ def test_bfloat16_loading_keeps_fp32_modules_and_generates(tmp_path):
     assert h.pipe.vae.dtype == torch.float32  # the VAE always decodes in float32
     paths = export_single_files("t2v", tmp_path)
     sf = load_single_files(paths["transformer"], paths["vae"], paths["text_encoder"], paths["tokenizer"], dtype="bf16", device="cpu")
-    tr = sf.pipe.transformer
+    tr, ref = sf.pipe.transformer, load_tiny_pipeline("t2v").pipe.transformer
     assert tr.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16 and tr.scale_shift_table.dtype == torch.float32
+    # fp32-kept parameters carry the file's full precision, as with from_pretrained (not a bf16 rounding).
+    assert torch.equal(tr.scale_shift_table, ref.scale_shift_table)
+    assert torch.equal(tr.condition_embedder.time_embedder.linear_1.weight, ref.condition_embedder.time_embedder.linear_1.weight)
     assert torch.isfinite(_gen(h, steps=2).frames).all()
 
 

@@ -190,13 +190,24 @@ def text_encoder_to_hf(state_dict: dict) -> dict:
     return sd
 
 
-def image_encoder_to_hf(state_dict: dict) -> dict:
-    """A CLIP vision state dict (ComfyUI's clip_vision_h / HF) in transformers ``CLIPVisionModel`` names."""
-    if not any(k.startswith("vision_model.") for k in state_dict):
+def image_encoder_to_hf(state_dict: dict, own_keys=None) -> dict:
+    """A CLIP vision state dict (ComfyUI's clip_vision_h / HF) in transformers ``CLIPVisionModel`` names.
+
+    Files name the tower ``vision_model.*``; transformers 5's ``CLIPVisionModel`` has no such prefix in its own
+    state dict, so with ``own_keys`` given the prefix is added or dropped to match the model.
+    """
+    if not any(k.startswith(("vision_model.", "embeddings.patch_embedding")) for k in state_dict):
         sample = ", ".join(list(state_dict)[:5])
         raise ValueError(
             "not a CLIP vision file in HF layout (no 'vision_model.*' keys; open_clip 'visual.*' files are not supported, "
             f"use ComfyUI's clip_vision_h.safetensors): {sample}"
         )
-    # visual_projection / text_model are not used: Wan reads the penultimate hidden states.
-    return {k: v for k, v in state_dict.items() if k.startswith("vision_model.") and not k.endswith("position_ids")}
+    sd = {}
+    for k, v in state_dict.items():
+        k = k[len("vision_model."):] if k.startswith("vision_model.") else k
+        # visual_projection / text_model are not used: Wan reads the penultimate hidden states.
+        if k.startswith(("embeddings.", "pre_layrnorm.", "encoder.", "post_layernorm.")) and not k.endswith("position_ids"):
+            sd[k] = v
+    if own_keys is None or any(k.startswith("vision_model.") for k in own_keys):
+        sd = {"vision_model." + k: v for k, v in sd.items()}
+    return sd

@@ -277,23 +277,37 @@ def load_transformer_file(path: str | Path, variant: str = "auto", dtype=None):
             model = WanTransformer3DModel.from_config(v.config("transformer"))
         sd = {k: t for k, t in load_safetensors(path).items()}
         model = _assign(model, sd, "transformer", path).to(dtype)
-    _keep_fp32(model, dtype)
+    _keep_fp32(model, dtype, path if arch.layout == "original" else None)
     if any(h["dtype"] in FP8_DTYPES for h in header.values()):
         log.info("[EmoVid] %s stores fp8 weights; upcast to %s", path.name, _dtype_name(dtype))
     return model.eval(), v
 
 
-def _keep_fp32(model, dtype) -> None:
-    """Upcast the parameters diffusers keeps in fp32 under fp16/bf16 (time embedder, modulation tables, norms),
-    as ``from_pretrained`` does; ``from_single_file`` casts everything to one dtype."""
+def _keep_fp32(model, dtype, original_file: Path | None = None) -> None:
+    """Keep in fp32 the parameters diffusers keeps in fp32 under fp16/bf16 (time embedder, modulation tables,
+    norms), as ``from_pretrained`` does; ``from_single_file`` casts everything to one dtype. The values are
+    re-read from ``original_file`` so they keep the file's precision instead of a bf16 rounding."""
     import torch
 
     keep = getattr(model, "_keep_in_fp32_modules", None) or []
     if dtype == torch.float32 or not keep:
         return
-    for name, p in model.named_parameters():
-        if any(k in name.split(".") for k in keep):
-            p.data = p.data.to(torch.float32)
+    names = [n for n, _ in model.named_parameters() if any(k in n.split(".") for k in keep)]
+    source = {}
+    if original_file is not None:
+        from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+        from safetensors import safe_open
+
+        with safe_open(str(original_file), framework="pt") as f:
+            keys = list(f.keys())
+            # The converter only renames keys, so feeding it names maps diffusers names back to file names.
+            to_file = convert_wan_transformer_to_diffusers({k: k for k in keys})
+            source = {n: f.get_tensor(to_file[n]) for n in names if n in to_file}
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n in names:
+            p = params[n]
+            p.data = (source[n].reshape(p.shape) if n in source else p.data).to(device=p.device, dtype=torch.float32)
 
 
 def load_vae_file(path: str | Path, variant: Variant):
@@ -347,9 +361,9 @@ def load_image_encoder_file(path: str | Path, variant: Variant):
 
     path = Path(path)
     check_not_scaled_fp8(path, "CLIP vision", "clip_vision_h.safetensors")
-    sd = image_encoder_to_hf(load_safetensors(path))
     with _empty_init():
         model = CLIPVisionModel(CLIPVisionConfig(**variant.config("image_encoder")))
+    sd = image_encoder_to_hf(load_safetensors(path), own_keys=model.state_dict().keys())
     return _assign(model, sd, "CLIP vision", path).to(torch.float32).eval()
 
 

@@ -217,5 +217,7 @@ def export_single_files(kind: str, out_dir: str | Path) -> dict[str, Path]:
     shutil.copytree(src / "tokenizer", paths["tokenizer"])
     if kind == "i2v":
         paths["image_encoder"] = out / "clip_vision_tiny.safetensors"
-        save_safetensors_atomic(one("image_encoder"), paths["image_encoder"])
+        # ComfyUI's clip_vision_h names the tower vision_model.* (transformers 5 saves it without the prefix).
+        clip = {k if k.startswith("vision_model.") else "vision_model." + k: v for k, v in one("image_encoder").items()}
+        save_safetensors_atomic(clip, paths["image_encoder"])
     return paths
