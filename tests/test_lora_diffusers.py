@@ -59,6 +59,10 @@ def test_adapters_strength_zero_switch_and_fuse(i2v_model):
     base = {k: v.clone() for k, v in model.state_dict().items()}
     emo = random_lora(i2v=True, rank=4, alpha=8.0, seed=1)
     style = random_lora(i2v=True, rank=2, alpha=None, seed=2, targets=["self_attn.q", "ffn.2"])
+    # Mixed ranks/alphas inside one adapter exercise peft's rank/alpha patterns.
+    emo.modules["blocks.1.ffn.0"].alpha = 3.0
+    q = style.modules["blocks.0.self_attn.q"]
+    q.down, q.up, q.alpha = torch.randn(8, 128) * 0.1, torch.randn(128, 8) * 0.1, 5.0
     y_base = run(model, True)
 
     report = apply_lora_stack_to_diffusers(model, [(emo, "emo", 0.0)])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from collections import Counter
 from dataclasses import dataclass
@@ -247,7 +248,7 @@ def _metadata_alphas(metadata: Mapping[str, str]) -> tuple[Callable[[str, int], 
     def alpha_for(stem: str, rank: int) -> float | None:
         a = base
         for pat, val in patterns.items():
-            if stem == pat or stem.endswith("." + pat):
+            if stem == pat or stem.endswith("." + pat) or _pattern_matches(pat, stem):
                 a = val
                 break
         if a is None:
@@ -256,6 +257,14 @@ def _metadata_alphas(metadata: Mapping[str, str]) -> tuple[Callable[[str, int], 
         return float(a) * math.sqrt(rank) if rslora else float(a)
 
     return alpha_for, ("rslora" if rslora else "alpha/r")
+
+
+def _pattern_matches(pattern: str, name: str) -> bool:
+    """peft's rule for rank/alpha pattern keys: a regex matching the module name or a dotted suffix of it."""
+    try:
+        return re.match(rf"(.*\.)?({pattern})$", name) is not None
+    except re.error:
+        return False
 
 
 def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None,
