@@ -194,6 +194,9 @@ class ComfyClient:
                 last = exc.reason
             except RETRYABLE as exc:
                 last = exc
+            except TimeoutError:
+                raise QueueError(f"{method} {path} on {self.server} got no answer within "
+                                 f"{timeout or self.request_timeout:g} s; the server is busy or stuck") from None
             if attempt < self.connect_retries:
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)

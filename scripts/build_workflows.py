@@ -38,6 +38,10 @@ VAE = "wan_2.1_vae.safetensors"
 CLIP_VISION = "clip_vision_h.safetensors"
 T2V_LORA = "emovid_wan2.1_t2v_1.3B_lora.safetensors"  # the user's EmoVid-trained LoRA (see README)
 I2V_LORA = "emovid_wan2.1_i2v_480p_14B_lora.safetensors"
+# Loader nodes carry these like the official templates do: the frontend offers to download missing files.
+REPACKAGED = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+MODEL_DIRS = {T2V_UNET: "diffusion_models", I2V_UNET: "diffusion_models", TEXT_ENCODER: "text_encoders",
+              VAE: "vae", CLIP_VISION: "clip_vision"}
 CAPTION = "A woman stands on a windy cliff above the sea, her hair moving as the clouds pass."
 
 MODELS_NOTE = f"""## Model files (ComfyUI/models/...)
@@ -96,6 +100,11 @@ class Graph:
                 "widgets_values": widgets}
         if title:
             node["title"] = title
+        files = [v for v in values.values() if isinstance(v, str) and v in MODEL_DIRS]
+        if files:
+            node["properties"]["models"] = [
+                {"name": f, "url": f"{REPACKAGED}/{MODEL_DIRS[f]}/{f}?download=true", "directory": MODEL_DIRS[f]}
+                for f in files]
         self.nodes.append(node)
         return node
 
@@ -139,7 +148,7 @@ def t2v(info) -> tuple[dict, str]:
     dec = g.add("VAEDecode", pos=(840, 500))
     attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, pos=(1200, 0))
     cv = g.add("CreateVideo", {"fps": 16.0}, pos=(1200, 330))
-    save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_t2v", "format": "auto", "codec": "auto"}, pos=(1200, 460))
+    save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_t2v", "format": "auto", "codec": "auto"}, pos=(1200, 500))
     g.connect(unet, "MODEL", lora, "model")
     g.connect(lora, "model", shift, "model")
     g.connect(shift, "MODEL", ks, "model")
@@ -179,7 +188,7 @@ def i2v(info) -> tuple[dict, str]:
     dec = g.add("VAEDecode", pos=(1180, 0))
     attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, pos=(1180, 120))
     cv = g.add("CreateVideo", {"fps": 16.0}, pos=(1180, 420))
-    save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_i2v", "format": "auto", "codec": "auto"}, pos=(1180, 540))
+    save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_i2v", "format": "auto", "codec": "auto"}, pos=(1180, 580))
     prev = g.add("PreviewImage", pos=(820, 800), title="Start frame")
     g.connect(ds, "dataset", clipsel, "dataset")
     g.connect(unet, "MODEL", lora, "model")

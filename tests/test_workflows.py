@@ -334,7 +334,7 @@ def test_example_files_match_their_builder():
 
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_workflows.py"), "--check"],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr + "\nrebuild with: python scripts/build_workflows.py"
 
 
 def test_headless_example_runs_without_comfyui(tmp_path):
