@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,8 +123,9 @@ class Graph:
         outs[slot]["links"].append(lid)
         self.links.append([lid, src["id"], slot, dst["id"], socket, outs[slot]["type"]])
 
-    def ui(self) -> dict:
-        return {"id": "00000000-0000-4000-8000-000000000000", "revision": 0, "last_node_id": len(self.nodes),
+    def ui(self, name: str) -> dict:
+        # A stable id per workflow (the frontend tells open workflows apart by it).
+        return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"comfyui-emovid/workflows/{name}")), "revision": 0, "last_node_id": len(self.nodes),
                 "last_link_id": len(self.links), "nodes": self.nodes, "links": self.links, "groups": [],
                 "config": {}, "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}, "frontendVersion": "1.27.10"},
                 "version": 0.4}
@@ -161,7 +163,7 @@ def t2v(info) -> tuple[dict, str]:
     g.connect(dec, "IMAGE", attrs, "images")
     g.connect(dec, "IMAGE", cv, "images")
     g.connect(cv, "VIDEO", save, "video")
-    return g.ui(), ("Text to video on the native Wan2.1 nodes with an EmoVid LoRA and an emotion-conditioned prompt "
+    return g.ui("emovid_t2v_emotion_wan21"), ("Text to video on the native Wan2.1 nodes with an EmoVid LoRA and an emotion-conditioned prompt "
                     "(EmoVid Emotion Encode); measures brightness/colourfulness/hue of the result and saves an mp4.")
 
 
@@ -212,7 +214,7 @@ def i2v(info) -> tuple[dict, str]:
     g.connect(dec, "IMAGE", cv, "images")
     g.connect(cv, "VIDEO", save, "video")
     g.connect(clipsel, "first_frame", prev, "images")
-    return g.ui(), ("Image to video from an EmoVid clip: its first frame starts Wan2.1 I2V (with CLIP vision) in a "
+    return g.ui("emovid_i2v_from_clip_wan21"), ("Image to video from an EmoVid clip: its first frame starts Wan2.1 I2V (with CLIP vision) in a "
                     "chosen emotion, using the clip's caption; attributes of the result, mp4 saved.")
 
 
@@ -249,7 +251,7 @@ def sweep(info) -> tuple[dict, str]:
     g.connect(vae, "VAE", dec, "vae")
     g.connect(dec, "IMAGE", attrs, "images")
     g.connect(dec, "IMAGE", save, "images")
-    return g.ui(), ("One scene in all eight Mikels emotions with a fixed seed (EmoVid Emotion Sweep feeding core "
+    return g.ui("emovid_emotion_sweep_wan21"), ("One scene in all eight Mikels emotions with a fixed seed (EmoVid Emotion Sweep feeding core "
                     "CLIPTextEncode): eight mp4s and eight attribute reports to compare.")
 
 
@@ -266,7 +268,7 @@ def analyze(info) -> tuple[dict, str]:
     g.connect(comp, "images", attrs, "images")
     g.connect(comp, "fps", attrs, "fps")
     g.connect(attrs, "plot", prev, "images")
-    return g.ui(), "Upload a video and measure its brightness, colourfulness and hue per frame (paper Eqs. 1-3), with a plot. No models needed."
+    return g.ui("emovid_analyze_video"), "Upload a video and measure its brightness, colourfulness and hue per frame (paper Eqs. 1-3), with a plot. No models needed."
 
 
 def dataset(info) -> tuple[dict, str]:
@@ -290,7 +292,7 @@ def dataset(info) -> tuple[dict, str]:
     g.connect(clipsel, "fps", attrs, "fps")
     g.connect(clipsel, "frames", save, "images")
     g.connect(clipsel, "fps", save, "fps")
-    return g.ui(), "Dataset statistics plots (attributes per emotion) and a balanced sample clip with its attributes, saved as an animated webp."
+    return g.ui("emovid_dataset_explore"), "Dataset statistics plots (attributes per emotion) and a balanced sample clip with its attributes, saved as an animated webp."
 
 
 def headless(info) -> tuple[dict, str]:
@@ -309,7 +311,7 @@ def headless(info) -> tuple[dict, str]:
     g.connect(ld, "pipe", gen, "pipe")
     g.connect(gen, "frames", attrs, "images")
     g.connect(gen, "frames", save, "images")
-    return g.ui(), ("The diffusers path with EmoVid nodes only (Wan Loader, Wan Generate, attributes, save); "
+    return g.ui("emovid_headless_diffusers"), ("The diffusers path with EmoVid nodes only (Wan Loader, Wan Generate, attributes, save); "
                     "`emovid run` executes its API twin without ComfyUI. Starts on the tiny built-in model.")
 
 
@@ -376,7 +378,7 @@ def build_index(built: dict) -> dict:
     text = "# ComfyUI-EmoVid examples\n" + "\n".join(f"- **{e['name']}**: {e['description']}" for e in entries)
     g = Graph({})
     g.add("MarkdownNote", {"text": text}, pos=(0, 0), width=720)
-    ui = g.ui()
+    ui = g.ui("index")
     ui["emovid_examples"] = entries
     return ui
 

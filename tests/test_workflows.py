@@ -311,10 +311,21 @@ def test_examples_exist_with_twins_previews_and_index():
     for p in files:
         assert entries[p.stem]["description"].strip()
         assert (WORKFLOWS / "api" / p.name).is_file(), f"missing API twin for {p.name}"
-    # Only UI-format graphs in the top folder: ComfyUI's template browser cannot open API files.
-    for p in files:
+    # Only UI-format graphs in the top folder: ComfyUI's template browser cannot open API files. The fields the
+    # frontend's workflow schema (zComfyWorkflow, frontend 1.27) requires are all there.
+    ids = set()
+    for p in [*files, WORKFLOWS / "index.json"]:
         data = json.loads(p.read_text())
-        assert "nodes" in data and "links" in data, p.name
+        assert {"last_node_id", "last_link_id", "nodes", "links", "version"} <= set(data), p.name
+        ids.add(data["id"])
+        for n in data["nodes"]:
+            assert {"id", "type", "pos", "size", "flags", "order", "mode", "properties"} <= set(n), (p.name, n["id"])
+            assert len(n["pos"]) == 2 and len(n["size"]) == 2
+        for lk in data["links"]:
+            assert len(lk) == 6 and all(isinstance(v, int) for v in lk[:5]) and isinstance(lk[5], str)
+        assert data["last_node_id"] >= max(n["id"] for n in data["nodes"])
+        assert data["last_link_id"] >= max([lk[0] for lk in data["links"]], default=0)
+    assert len(ids) == len(files) + 1  # distinct workflow ids
 
 
 @pytest.mark.parametrize("path", _ui_files(), ids=lambda p: p.stem)
