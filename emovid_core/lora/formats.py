@@ -284,13 +284,19 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
     stems: dict[str, str] = {}
     formats: Counter = Counter()
     unused: dict[str, str] = {}
+    resolved: dict[tuple, tuple[str, str | None]] = {}
     for key, tensor in tensors.items():
         split = split_key(key)
         if split is None:
             unused[key] = "not a LoRA tensor (no lora_A/lora_B/lora_down/lora_up/alpha/diff suffix)"
             continue
         stem, suffix, part = split
-        fmt, module = classify_stem(stem, suffix)
+        # A and B of one module share a stem: resolve each (stem, suffix family) once per file.
+        family = (stem, ".default." in suffix, suffix.startswith((".lora_down", ".lora_up")))
+        got = resolved.get(family)
+        if got is None:
+            got = resolved[family] = classify_stem(stem, suffix)
+        fmt, module = got
         if module is None:
             unused[key] = f"not a Wan2.1 DiT module (read as {FORMATS[fmt].label}: {stem!r})"
             continue
