@@ -62,7 +62,14 @@ def stage_tiny(tmp: Path) -> None:
     paths = export_single_files("t2v", tmp / "sf")
     sf = load_single_files(paths["transformer"], paths["vae"], paths["text_encoder"], paths["tokenizer"], dtype="bfloat16", device="cuda")
     e = generate(sf, lora_stack=[], **kw)
-    say(f"single files bf16 cuda: variant {sf.variant}, max diff vs folder {(e.frames - base.frames).abs().max():.2e}")
+    ref = load_tiny_pipeline("t2v", dtype="bfloat16", device="cuda")
+    diffs = []
+    for name in ("transformer", "text_encoder", "vae"):
+        x, y = getattr(sf.pipe, name).state_dict(), getattr(ref.pipe, name).state_dict()
+        diffs += [f"{name}.{k} {x[k].dtype}/{y[k].dtype}" for k in x if x[k].dtype != y[k].dtype or not torch.equal(x[k], y[k])]
+    f = generate(ref, **kw)
+    say(f"single files bf16 cuda: variant {sf.variant}, max diff vs folder {(e.frames - f.frames).abs().max():.2e}; "
+        f"{len(diffs)} tensor(s) differ from the folder load {diffs[:4]}")
 
 
 def stage_real(tmp: Path, frames: int, steps: int) -> None:

@@ -292,6 +292,9 @@ def test_bfloat16_loading_keeps_fp32_modules_and_generates(tmp_path):
     # fp32-kept parameters carry the file's full precision, as with from_pretrained (not a bf16 rounding).
     assert torch.equal(tr.scale_shift_table, ref.scale_shift_table)
     assert torch.equal(tr.condition_embedder.time_embedder.linear_1.weight, ref.condition_embedder.time_embedder.linear_1.weight)
+    for name in ("transformer", "text_encoder", "vae"):  # same dtype and value for every tensor as the folder load
+        a, b = getattr(sf.pipe, name).state_dict(), getattr(h.pipe, name).state_dict()
+        assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a), name
     assert torch.isfinite(_gen(h, steps=2).frames).all()
 
 

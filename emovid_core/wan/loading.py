@@ -352,6 +352,7 @@ def load_text_encoder_file(path: str | Path, variant: Variant, dtype=None):
     with _empty_init():
         model = UMT5EncoderModel(config)
     model = _assign(model, sd, "text encoder", path)
+    # transformers keeps T5's 'wo' in fp32 only for fp16, which is never used here (fp16 is mapped to bf16).
     return model.to(_text_encoder_dtype(dtype or torch.float32)).eval()
 
 
