@@ -129,16 +129,25 @@ _NAME_WRITERS: dict[str, Callable[[str], str]] = {
 _PART_BY_SUFFIX = dict(_PARTS)
 
 
+# Suffix families: which ones tell formats apart (".default." -> DiffSynth, down/up -> kohya-style pairs).
+_FAMILY = {suffix: (1 if ".default." in suffix else 2 if suffix.startswith((".lora_down", ".lora_up")) else 0)
+           for suffix, _ in _PARTS}
+
+
 def split_key(key: str) -> tuple[str, str, str] | None:
     """``<stem><suffix>`` -> (stem, suffix, part) for a LoRA tensor key, None if no known suffix."""
-    # Fast path: the suffix is the last 1-3 dot-separated segments, longest first (dict lookups, no scanning).
-    for n in (3, 2, 1):
-        parts = key.rsplit(".", n)
-        if len(parts) == n + 1 and parts[0]:
-            suffix = "." + ".".join(parts[1:])
-            part = _PART_BY_SUFFIX.get(suffix)
-            if part is not None:
-                return parts[0], suffix, part
+    # Fast path (this runs for every key of a 800-tensor file): every pair suffix starts at the last ".lora",
+    # every other suffix is the last dotted segment; one dict lookup each.
+    i = key.rfind(".lora")
+    if i > 0:
+        part = _PART_BY_SUFFIX.get(key[i:])
+        if part is not None:
+            return key[:i], key[i:], part
+    j = key.rfind(".")
+    if j > 0:
+        part = _PART_BY_SUFFIX.get(key[j:])
+        if part is not None:
+            return key[:j], key[j:], part
     for suffix, part in _PARTS:  # "_lora.down.weight"-style suffixes glued to the stem with an underscore
         if key.endswith(suffix) and len(key) > len(suffix):
             return key[: -len(suffix)], suffix, part
@@ -282,7 +291,7 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
                 "from your trainer as a plain LoRA")
     parts: dict[str, dict[str, tuple[str, torch.Tensor]]] = {}
     stems: dict[str, str] = {}
-    formats: Counter = Counter()
+    formats: dict[str, int] = {}
     unused: dict[str, str] = {}
     resolved: dict[tuple, tuple[str, str | None]] = {}
     for key, tensor in tensors.items():
@@ -292,7 +301,7 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
             continue
         stem, suffix, part = split
         # A and B of one module share a stem: resolve each (stem, suffix family) once per file.
-        family = (stem, ".default." in suffix, suffix.startswith((".lora_down", ".lora_up")))
+        family = (stem, _FAMILY[suffix])
         got = resolved.get(family)
         if got is None:
             got = resolved[family] = classify_stem(stem, suffix)
@@ -307,7 +316,7 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
         slot[part] = (key, tensor)
         stems[module] = stem
         # Only the pair suffixes tell comfy from comfy_down_up (or bare from diffsynth); alpha/diff keys vote weakly.
-        formats[fmt] += 1000 if part in ("down", "up") else 1
+        formats[fmt] = formats.get(fmt, 0) + (1000 if part in ("down", "up") else 1)
     alpha_meta = _metadata_alphas(metadata)
     modules: dict[str, LoraModule] = {}
     for name, slot in parts.items():

@@ -97,17 +97,14 @@ class ValidationReport:
 def lora_width(lora: WanLora) -> int | None:
     """Model width D the LoRA was trained for, read from the shapes of its attention / FFN modules."""
     votes: Counter = Counter()
-    for m in lora.modules.values():
+    for name, m in lora.modules.items():
         shape = m.weight_shape
         if shape is None or len(shape) != 2:
             continue
-        leaf = m.name.split(".", 2)[-1] if wl.block_index(m.name) is not None else m.name
-        if leaf.startswith(("self_attn.", "cross_attn.")):
+        if ".self_attn." in name or ".cross_attn." in name or name.endswith(".ffn.2"):
             votes[shape[0]] += 1
-        elif leaf == "ffn.0":
+        elif name.endswith(".ffn.0"):
             votes[shape[1]] += 1
-        elif leaf == "ffn.2":
-            votes[shape[0]] += 1
     return votes.most_common(1)[0][0] if votes else None
 
 
