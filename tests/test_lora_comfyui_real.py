@@ -42,11 +42,16 @@ def _check(comfy_dir: Path, work: Path) -> dict:
     dm.mkdir(parents=True, exist_ok=True)
     lo.mkdir(parents=True, exist_ok=True)
     write_tiny_wan(dm / "emovid_tiny_t2v.safetensors", dim=128, ffn=256, layers=2, seed=3)
+    write_tiny_wan(dm / "emovid_tiny_i2v.safetensors", dim=128, ffn=256, layers=2, in_dim=36, seed=4)
     lora = random_lora(dim=128, ffn=256, layers=2, rank=4, alpha=2.0, seed=5, scale=0.3)
     write_lora(lora, lo / "emo_diffsynth.safetensors", "diffsynth")
     write_lora(lora, lo / "emo_diffusers.safetensors", "diffusers")
     write_lora(lora, lo / "emo_musubi.safetensors", "kohya")
     write_lora(load_lora(lo / "emo_diffsynth.safetensors"), lo / "emo_comfy.safetensors", "comfy")  # = `emovid lora convert --to comfy`
+    write_lora(load_lora(lo / "emo_diffsynth.safetensors"), lo / "emo_kohya.safetensors", "kohya")  # = `--to kohya`
+    i2v_lora = random_lora(dim=128, ffn=256, layers=2, rank=4, alpha=8.0, i2v=True, seed=6, scale=0.3)
+    write_lora(i2v_lora, lo / "i2v_diffusers.safetensors", "diffusers")
+    write_lora(load_lora(lo / "i2v_diffusers.safetensors"), lo / "i2v_comfy.safetensors", "comfy")
     folder_paths.add_model_folder_path("diffusion_models", str(dm), is_default=True)
     folder_paths.add_model_folder_path("loras", str(lo), is_default=True)
 
@@ -81,6 +86,25 @@ def _check(comfy_dir: Path, work: Path) -> dict:
         result[f"ours_{fmt}_max_abs_diff_vs_core"] = float((latent_ours - core).abs().max())
         result[f"ours_{fmt}_bit_identical"] = bool(torch.equal(latent_ours, core))
     skipped.clear()
+    kohya = sample(core_loader.load_lora_model_only(model, "emo_kohya.safetensors", 0.8)[0])
+    result["core_on_kohya_conversion_skipped_keys"] = len(skipped)
+    result["core_on_kohya_conversion_bit_identical"] = bool(torch.equal(kohya, core))
+    # I2V: an I2V checkpoint with an I2V LoRA (diffusers spelling) vs core on its ComfyUI conversion; and the same
+    # LoRA on the T2V model, where core logs the image keys as not loaded and we drop them with a note.
+    i2v_model = comfy_nodes.UNETLoader().load_unet("emovid_tiny_i2v.safetensors", "default")[0]
+    result["i2v_model_config"] = type(i2v_model.model.model_config).__name__
+    skipped.clear()
+    core_i2v = sample(core_loader.load_lora_model_only(i2v_model, "i2v_comfy.safetensors", -0.6)[0])
+    result["core_i2v_skipped_keys"] = len(skipped)
+    ours_i2v = sample(ours_cls().apply(i2v_model, "i2v_diffusers.safetensors", -0.6, True)["result"][0])
+    result["i2v_bit_identical"] = bool(torch.equal(ours_i2v, core_i2v))
+    skipped.clear()
+    core_t2v = sample(core_loader.load_lora_model_only(model, "i2v_comfy.safetensors", 1.0)[0])
+    result["core_i2v_on_t2v_skipped_keys"] = len(skipped)
+    res = ours_cls().apply(model, "i2v_diffusers.safetensors", 1.0, False)
+    result["ours_i2v_on_t2v_report_mentions_drop"] = "I2V LoRA on a T2V model" in res["result"][1]
+    result["i2v_on_t2v_bit_identical"] = bool(torch.equal(sample(res["result"][0]), core_t2v))
+    skipped.clear()
     raw = sample(core_loader.load_lora_model_only(model, "emo_diffsynth.safetensors", 0.8)[0])
     result["core_on_raw_diffsynth_skipped_keys"] = len(skipped)
     result["core_on_raw_diffsynth_equals_base"] = bool(torch.equal(raw, base))
@@ -103,6 +127,10 @@ def test_real_comfyui_matches_core_lora_loader(tmp_path):
     for fmt in ("diffsynth", "diffusers", "musubi"):
         assert result[f"ours_{fmt}_bit_identical"], result
     assert result["core_on_raw_diffsynth_skipped_keys"] > 0 and result["core_on_raw_diffsynth_equals_base"]
+    assert result["core_on_kohya_conversion_skipped_keys"] == 0 and result["core_on_kohya_conversion_bit_identical"]
+    assert result["i2v_model_config"] == "WAN21_I2V" and result["core_i2v_skipped_keys"] == 0 and result["i2v_bit_identical"]
+    assert result["core_i2v_on_t2v_skipped_keys"] == 12  # 2 blocks x (k_img, v_img) x (A, B, alpha): silent in core
+    assert result["ours_i2v_on_t2v_report_mentions_drop"] and result["i2v_on_t2v_bit_identical"]
 
 
 if __name__ == "__main__":
