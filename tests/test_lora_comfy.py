@@ -126,6 +126,7 @@ def test_i2v_lora_on_t2v_drops_only_image_keys(model, base_sd, tmp_path):
     assert sorted(rep.skipped) == ["blocks.0.cross_attn.k_img", "blocks.0.cross_attn.v_img",
                                    "blocks.1.cross_attn.k_img", "blocks.1.cross_attn.v_img"]
     assert len(rep.applied) == 20 and "I2V LoRA on a T2V model" in str(report)
+    assert rep.file_keys == {"applied": 40, "skipped": 8}  # every file key (A and B per module) is accounted for
     torch.testing.assert_close(out.patched_weight(PREFIX + "blocks.1.cross_attn.k.weight"),
                                expected_weight(base_sd, lora, "blocks.1.cross_attn.k", 1.0), rtol=0, atol=2e-6)
     with pytest.raises(LoraMismatchError, match="(?s)strict mode.*image cross-attention"):

@@ -76,13 +76,16 @@ class ValidationReport:
     applied: list[str] = field(default_factory=list)  # module names that will be patched
     skipped: dict[str, str] = field(default_factory=dict)  # module name or file key -> reason
     notes: list[str] = field(default_factory=list)
+    file_keys: dict[str, int] = field(default_factory=dict)  # "applied"/"skipped" -> number of file keys
 
     @property
     def ok(self) -> bool:
         return not self.skipped
 
     def lines(self) -> list[str]:
-        out = [f"{self.lora_name}: {len(self.applied)} module(s) applied, {len(self.skipped)} skipped ({self.target})"]
+        keys = (f"; file keys: {self.file_keys.get('applied', 0)} applied, {self.file_keys.get('skipped', 0)} skipped"
+                if self.file_keys else "")
+        out = [f"{self.lora_name}: {len(self.applied)} module(s) applied, {len(self.skipped)} skipped{keys} ({self.target})"]
         by_reason = Counter(self.skipped.values())
         for reason, n in by_reason.most_common():
             example = next(k for k, r in self.skipped.items() if r == reason)
@@ -149,6 +152,9 @@ def validate(lora: WanLora, spec: ShapeSpec, strict: bool = False, block_weights
     if dropped_i2v:
         report.notes.append(f"I2V LoRA on a T2V model: dropped the {dropped_i2v} image cross-attention module(s) "
                             "(cross_attn.k_img/v_img); everything else applies")
+    applied_keys = sum(len(lora.modules[n].source_keys) or 1 for n in report.applied)
+    report.file_keys = {"applied": applied_keys, "skipped": max(lora.num_file_keys - applied_keys, 0)
+                        if lora.num_file_keys else len(report.skipped)}
     if strict and report.skipped:
         raise LoraMismatchError("strict mode: " + "\n".join(report.lines())
                                 + "\nturn strict off to apply the rest, or fix the LoRA/model pairing")
