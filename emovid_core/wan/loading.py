@@ -290,8 +290,15 @@ def _keep_fp32(model, dtype, original_file: Path | None = None) -> None:
     import torch
 
     keep = getattr(model, "_keep_in_fp32_modules", None) or []
-    if dtype == torch.float32 or not keep:
+    if dtype == torch.float32:
         return
+    rope = getattr(model, "rope", None)
+    if rope is not None and any(b.dtype != torch.float32 for b in rope.buffers()):
+        # The rotary tables are computed buffers that from_pretrained leaves in fp32; a cast rounds them to bf16
+        # (visible in the output), so they are computed again.
+        cfg = model.config
+        dev = next(rope.buffers()).device
+        model.rope = type(rope)(cfg.attention_head_dim, cfg.patch_size, cfg.rope_max_seq_len).to(dev)
     names = [n for n, _ in model.named_parameters() if any(k in n.split(".") for k in keep)]
     source = {}
     if original_file is not None:
