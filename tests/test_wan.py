@@ -416,3 +416,14 @@ def test_shipped_component_configs_match_the_reference():
     assert vae["base_dim"] == 96 and len(vae["latents_mean"]) == 16 and math.isclose(vae["latents_std"][0], 2.8184)
     sched = json.loads((DATA_DIR / "scheduler" / "scheduler_config.json").read_text())
     assert sched["prediction_type"] == "flow_prediction" and sched["use_flow_sigmas"] and sched["flow_shift"] == 3.0
+
+
+def test_transformer_file_in_diffusers_names_loads_too(tmp_path, t2v):
+    from emovid_core.wan.files import save_safetensors_atomic
+    from emovid_core.wan.loading import load_transformer_file
+
+    f = save_safetensors_atomic(t2v.pipe.transformer.state_dict(), tmp_path / "wan_tiny_diffusers_names.safetensors")
+    model, variant = load_transformer_file(f)
+    assert variant.name == "tiny-t2v"
+    a, b = model.state_dict(), t2v.pipe.transformer.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
