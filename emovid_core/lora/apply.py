@@ -1,9 +1,9 @@
 """Apply a stack of Wan2.1 LoRAs to a ComfyUI MODEL or to a diffusers ``WanTransformer3DModel``.
 
 ComfyUI: the MODEL is duck-typed (``.clone()``, ``.add_patches(patches, strength_patch, strength_model)``,
-``.model.diffusion_model``). We add weight patches in ComfyUI's own format -- a ``LoRAAdapter`` from
-``comfy.weight_adapter`` (0.3.64) holding (up, down, alpha, None, None, None), or the legacy ``("lora", ...)``
-tuple on ComfyUI versions without weight adapters -- so the delta is computed by ComfyUI's calculate_weight
+``.model.diffusion_model``). We add weight patches in ComfyUI's own format -- a ``LoRAAdapter`` from the running
+ComfyUI's ``comfy.weight_adapter`` (0.3.64) holding (up, down, alpha, None, None, None), or the legacy
+``("lora", ...)`` tuple where no weight adapters are loaded -- so the delta is computed by ComfyUI's calculate_weight
 exactly as core LoraLoaderModelOnly computes it, and nothing reloads when a strength changes.
 
 diffusers: each LoRA becomes a named peft adapter (ranks and alphas exact, via rank/alpha patterns), weighted
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -196,12 +197,16 @@ def comfy_shape_spec(model) -> ShapeSpec:
 
 
 def _comfy_lora_patch(up: torch.Tensor, down: torch.Tensor, alpha: float):
-    """A patch value core ComfyUI's calculate_weight applies as LoRA: LoRAAdapter (>= 0.3.3x) or the legacy tuple."""
-    try:
-        from comfy.weight_adapter.lora import LoRAAdapter  # only importable inside a ComfyUI process
-    except ImportError:
+    """A patch value core ComfyUI's calculate_weight applies as LoRA: LoRAAdapter (>= 0.3.3x) or the legacy tuple.
+
+    The core never imports ComfyUI: it uses the adapter class only when the running ComfyUI has loaded it
+    (``comfy.lora`` imports ``comfy.weight_adapter`` at startup), and the legacy tuple otherwise (old ComfyUI,
+    headless tests).
+    """
+    adapter_cls = getattr(sys.modules.get("comfy.weight_adapter.lora"), "LoRAAdapter", None)
+    if adapter_cls is None:
         return ("lora", (up, down, alpha, None, None, None))
-    return LoRAAdapter(set(), (up, down, alpha, None, None, None))
+    return adapter_cls(set(), (up, down, alpha, None, None, None))
 
 
 def comfy_patches(lora: WanLora, report: ValidationReport, block_weights: Mapping[int, float] | None = None,
