@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,30 +241,29 @@ def index_dataset(
     return report
 
 
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; only the parent should react (it stops the pool), so the
+    # workers do not each print a KeyboardInterrupt traceback.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_pool(todo: list[tuple[str, str, int]], workers: int, record) -> None:
     import multiprocessing
 
     # spawn: a forked child would inherit the parent's thread pools (torch/OpenCV inside ComfyUI), which can deadlock.
     ctx = multiprocessing.get_context("spawn")
-    window = workers * 4  # bounded in-flight work so Cancel takes effect within a few files
-    pending = iter(todo)
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-        inflight = set()
-        try:
-            for job in pending:
-                inflight.add(pool.submit(_worker, job))
-                if len(inflight) >= window:
-                    break
-            while inflight:
-                done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    record(*fut.result())
-                runtime.check_interrupted()
-                for _ in done:
-                    nxt = next(pending, None)
-                    if nxt is not None:
-                        inflight.add(pool.submit(_worker, nxt))
-        except BaseException:
-            for fut in inflight:
-                fut.cancel()
-            raise
+    pool = ctx.Pool(processes=min(workers, len(todo)), initializer=_ignore_sigint)
+    try:
+        for result in pool.imap_unordered(_worker, todo, chunksize=1):
+            record(*result)
+            runtime.check_interrupted()
+        pool.close()
+    except BaseException:
+        # Ctrl-C / Cancel / an error: stop the workers now. What finished is already in the journal, so a rerun
+        # resumes from there. (concurrent.futures can deadlock in shutdown after a KeyboardInterrupt.)
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
