@@ -28,9 +28,12 @@ def test_inspect_text_and_json(diffsynth_file, capsys):
     assert "trained for: custom width 128, I2V" in out
     assert "rank: 4; alpha: 4; scale alpha/rank: 1" in out
     assert "blocks: 2 (0-1)" in out and "metadata trainer: DiffSynth-Studio" in out
-    assert cli.main(["lora", "inspect", str(path), "--json", "--check", "t2v-14B"]) == 2  # width mismatch
-    err = capsys.readouterr().err
-    assert "custom width 128" in err and "Wan2.1 14B (dim 5120)" in err
+    assert cli.main(["lora", "inspect", str(path), "--check", "t2v-14B"]) == 2  # width mismatch
+    captured = capsys.readouterr()
+    assert "custom width 128" in captured.err and "Wan2.1 14B (dim 5120)" in captured.err
+    assert "rank: 4" in captured.out  # the file is still described
+    assert cli.main(["lora", "inspect", str(path), "--json", "--check", "t2v-14B"]) == 2
+    assert "Wan2.1 14B" in json.loads(capsys.readouterr().out)["validation"]["error"]
     assert cli.main(["lora", "inspect", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["num_modules"] == 24 and data["i2v"] is True and data["ranks"] == {"4": 24}

@@ -30,12 +30,12 @@ def register(sub) -> None:
 def _inspect(args) -> int:
     from pathlib import Path
 
-    from ..lora import ShapeSpec, inspect_lora, load_lora, validate
+    from ..lora import LoraMismatchError, ShapeSpec, inspect_lora, load_lora, validate
     from ..wan_layout import VARIANTS
 
     lora = load_lora(args.file)
     info = inspect_lora(lora)
-    report = None
+    spec = None
     if args.check:
         if args.check in VARIANTS:
             spec = ShapeSpec.from_variant(args.check)
@@ -47,17 +47,22 @@ def _inspect(args) -> int:
                 raise ValueError(f"--check {args.check!r} is neither a variant ({', '.join(VARIANTS)}) nor a file")
             with safe_open(str(path), "pt") as f:
                 spec = ShapeSpec.from_state_dict({k: f.get_slice(k).get_shape() for k in f.keys()}, label=path.name)
-        report = validate(lora, spec)
-    if args.json:
-        out = info.to_json()
-        if report is not None:
+    if not args.json:
+        print(info)  # before the check, so a mismatch still shows what the file is
+        if spec is not None:
+            print(validate(lora, spec))  # a width mismatch raises: exit status 2 with the message
+        return 0
+    out = info.to_json()
+    status = 0
+    if spec is not None:
+        try:
+            report = validate(lora, spec)
             out["validation"] = {"applied": report.applied, "skipped": report.skipped, "notes": report.notes}
-        print(json.dumps(out, indent=1))
-    else:
-        print(info)
-        if report is not None:
-            print(report)
-    return 0
+        except LoraMismatchError as exc:
+            out["validation"] = {"error": str(exc)}
+            status = 2
+    print(json.dumps(out, indent=1))
+    return status
 
 
 def _convert(args) -> int:
