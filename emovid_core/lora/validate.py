@@ -26,7 +26,7 @@ class ShapeSpec:
     @classmethod
     def from_variant(cls, variant: str | wl.WanVariant) -> "ShapeSpec":
         v = wl.VARIANTS[variant] if isinstance(variant, str) else variant
-        return cls(wl.variant_param_shapes(v), f"{v.name} (dim {v.dim}, {v.num_layers} blocks, {'I2V' if v.i2v else 'T2V'})")
+        return cls(wl.variant_param_shapes(v), v.name)
 
     @classmethod
     def from_state_dict(cls, sd: Mapping, label: str = "target model") -> "ShapeSpec":
