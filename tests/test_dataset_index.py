@@ -161,6 +161,22 @@ def test_index_resumes_after_an_interruption_with_the_same_result(sample_copy, t
     assert index_dataset(sample_copy, workers=1, progress=False).measured == 1
 
 
+def test_cancel_stops_the_process_pool_and_the_rerun_completes(sample_copy, indexed_root):
+    journal = journal_path(sample_copy / "emovid_index.csv")
+
+    def cancel_after_ten_files():
+        if journal.is_file() and len(journal.read_text().splitlines()) >= 10:
+            raise _Cancel("user pressed cancel")
+
+    with runtime.configured(interrupt_check=cancel_after_ten_files), pytest.raises(_Cancel):
+        index_dataset(sample_copy, workers=2, progress=False)
+    done = len(journal.read_text().splitlines())
+    assert 10 <= done < 72 and not (sample_copy / "emovid_index.csv").exists()
+    report = index_dataset(sample_copy, workers=2, progress=False)
+    assert (report.reused, report.measured) == (done, 72 - done)
+    assert (sample_copy / "emovid_index.csv").read_text() == (indexed_root / "emovid_index.csv").read_text()
+
+
 def test_unreadable_files_are_reported_not_fatal(sample_copy, tmp_path):
     root = sample_copy
     (root / "movie" / "fear" / "corrupt.mp4").write_bytes(os.urandom(2048))

@@ -4,8 +4,12 @@ See ``docs/readme_parts/dataset.md`` for the format. The public API is re-export
 (video decoding, plots) are imported by the functions that need them.
 """
 
+from .decode import DecodeOptions, decode_clip
+from .export import export_diffsynth
 from .filters import EmptySelectionError, Filter, apply_filter, parse_range
 from .format import COLUMNS, REQUIRED_COLUMNS, SOURCE_TYPES, Clip, Reject, check_relative_path, resolve_clip_path
+from .indexer import index_dataset, measure_clip
+from .sample import make_sample
 from .sampling import (
     PAPER_BENCHMARK_PER_CELL,
     PAPER_TRAINING_MIX,
@@ -17,6 +21,7 @@ from .sampling import (
     sample_random,
     training_mix,
 )
+from .stats import compute_stats
 from .table import Dataset, find_metadata, load_dataset, read_table, write_table
 
 __all__ = [
@@ -25,4 +30,5 @@ __all__ = [
     "apply_filter", "parse_range", "check_relative_path", "resolve_clip_path",
     "assign_splits", "balanced_order", "benchmark_clips", "benchmark_split", "sample_balanced", "sample_random",
     "training_mix", "find_metadata", "load_dataset", "read_table", "write_table",
+    "DecodeOptions", "decode_clip", "export_diffsynth", "index_dataset", "measure_clip", "make_sample", "compute_stats",
 ]

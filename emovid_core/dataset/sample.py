@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .format import SOURCE_TYPES, Clip
+from .format import Clip
 from .sampling import assign_splits
 from .table import atomic_write_text, write_table
 
@@ -258,4 +258,4 @@ def make_sample(
     return SampleSet(out, meta, len(clips), False)
 
 
-__all__ = ["make_sample", "SampleSet", "SOURCE_TYPES"]
+__all__ = ["make_sample", "SampleSet"]
