@@ -459,3 +459,15 @@ def test_decode_controls_wan_checks_and_memory_guard(indexed_root):
     sticker = next(c for c in ds.clips if c.type == "sticker")
     g = decode_clip(ds, sticker, DecodeOptions(target_fps=10))
     assert g.frames.shape[1:] == (48, 64, 3) and g.fps == 10
+
+
+def test_stats_of_an_unindexed_table_say_how_to_get_attributes(sample_root):
+    from emovid_core.dataset.plots import render_plots
+    from emovid_core.dataset.stats import compute_stats, summary_lines
+
+    stats = compute_stats(read_table(sample_root / "emovid_metadata.csv").clips)
+    lines = summary_lines(stats)
+    assert stats["attributes"]["brightness"]["missing"] == 72
+    assert any(line.startswith("brightness: no values") and "emovid dataset index" in line for line in lines)
+    assert stats["markov"]["pairs"] == 20  # the Markov matrix needs only labels and segments
+    assert len(render_plots(stats)) == 4

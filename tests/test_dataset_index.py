@@ -257,6 +257,12 @@ def test_export_diffsynth_links_clips_and_writes_the_paper_prompt(indexed_root, 
     assert hard.clips == 1 and linked.stat().st_ino == ds.clip_path(train[0]).stat().st_ino
     with pytest.raises(ValueError, match="dataset root"):
         export_diffsynth(ds, train, indexed_root)
+    again = export_diffsynth(ds, train[:3], tmp_path / "ex")  # re-exporting into our own export folder is fine
+    assert again.clips == 3 and len((tmp_path / "ex" / "metadata.csv").read_text().splitlines()) == 4
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "metadata.csv").write_text("video,prompt\nx.mp4,a cat\n")
+    with pytest.raises(ValueError, match="not written by an EmoVid export"):
+        export_diffsynth(ds, train, tmp_path / "theirs")
 
 
 # ------------------------------------------------------------------------------------------------------ nodes

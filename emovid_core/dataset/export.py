@@ -74,6 +74,9 @@ def export_diffsynth(ds: Dataset, clips: Sequence[Clip], out: str | Path, link: 
     out = Path(out).expanduser()
     if out.resolve() == ds.root.resolve():
         raise ValueError(f"export folder {str(out)!r} is the dataset root; choose a new folder (its metadata.csv would mix with your clips)")
+    if (out / "metadata.csv").exists() and not (out / "emovid_export.json").exists():
+        raise ValueError(f"{out / 'metadata.csv'} exists and was not written by an EmoVid export; choose a new folder "
+                         "so your DiffSynth dataset is not overwritten")
     out.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str]] = []
     converted = 0

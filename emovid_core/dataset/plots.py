@@ -113,7 +113,11 @@ def plot_positive_share(stats: dict, plt):
     ax.set_xlabel("attribute value (bin centre)")
     ax.set_ylabel("positive / total")
     ax.set_title("Share of positive emotions across attribute bins (paper Fig. 5); marker area ~ clips in bin")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no brightness/colorfulness values: index the dataset first", ha="center", va="center",
+                transform=ax.transAxes)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -293,6 +293,9 @@ def summary_lines(stats: dict) -> list[str]:
     for attr in ("brightness", "colorfulness", "hue"):
         a = stats["attributes"][attr]
         an = a["anova"]
+        if a["n"] == 0:
+            lines.append(f"{attr}: no values in the table; run `emovid dataset index ROOT` to measure them")
+            continue
         if an.get("eta2") is None:
             lines.append(f"{attr}: {a['n']} values, ANOVA not computable ({an.get('note', '')})")
             continue
