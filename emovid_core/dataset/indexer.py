@@ -228,6 +228,12 @@ def index_dataset(
                                                                  "brightness", "colorfulness", "hue")}))
     indexed.sort(key=lambda c: c.clip_id)
     write_table(out, indexed)
+    # Compact the journal to the files of this run, so entries of changed or deleted files do not pile up.
+    live = dict.fromkeys(key for _clip, key in keyed if key in journal)
+    with open(jpath, encoding="utf-8") as fh:
+        n_lines = sum(1 for _ in fh)
+    if n_lines != len(live):  # stale keys, duplicates or a torn line
+        atomic_write_text(jpath, "".join(json.dumps(journal[k]) + "\n" for k in live))
     report = IndexReport(output=out, source=source, indexed=len(indexed), measured=len(todo), reused=reused,
                          failed=sorted(failed, key=lambda f: f["path"]), rejects=rejects,
                          report_path=out.with_name(REPORT_NAME) if out.name == INDEX_NAMES[0] else out.with_suffix(".report.json"))
