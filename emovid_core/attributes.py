@@ -21,9 +21,12 @@ Definitions (EmoVid, AAAI-26, §"visual attributes"):
 - Alpha: a 4th channel is validated (must be in [0, 1]) and otherwise **ignored**, i.e. the RGB values under
   transparent pixels count like any other. That is what a clip looks like once encoded to mp4, which drops alpha.
 
-Speed: the per-frame work is a handful of OpenCV kernels over tiles of rows that stay in cache (RGB→HSV,
-channel sums in float64, hue extraction, ``polarToCart`` for cos/sin of hue, sums), with preallocated buffers so
-no full-size HSV copy of the clip is ever held. Memory is bounded by one tile, whatever the clip length.
+Speed: the per-frame work is a handful of OpenCV kernels over tiles of rows that stay in cache (RGB→HSV, which
+is also the pass that reads the frame from memory; the range check on the cached tile; channel sums in float64;
+hue extraction; ``polarToCart`` for cos/sin of hue; sums), with preallocated buffers so no full-size HSV copy of
+the clip is ever held, and frames spread over one thread per available core. Memory is bounded by one tile per
+thread, whatever the clip length. Per pixel and core that is ~1.9 ns, against ~1.7 ns for the kernels alone in
+cache; see docs/readme_parts/attributes.md and benchmarks/bench_attributes.py for measurements.
 """
 
 from __future__ import annotations
@@ -54,15 +57,20 @@ HASLER_NOTE = (
     "0..255 scale (rg = R-G, yb = (R+G)/2 - B); an extra, NOT the paper's colorfulness (which is mean HSV saturation)"
 )
 
-# Rows per tile are chosen so one tile (RGB input + HSV + 3 single-channel buffers, float32) stays within L2.
-_TILE_PIXELS = 1 << 16
+# A frame is cut into equal tiles of at most this many pixels: big enough that the ~8 OpenCV/NumPy calls per
+# tile cost little Python overhead, small enough that a worker's buffers (input + HSV + 3 planes, ~4.5 MB) stay in
+# cache between the passes and that cvtColor does not try to split a tile across its own threads as well.
+# Measured on 480x832 frames: 64k-pixel tiles 66 ms, 128k 62 ms, 256k 61 ms, whole frames 64 ms (single thread).
+_TILE_PIXELS = 1 << 17
 _UNIT = np.float32(1.0 / 255.0)  # uint8 -> float the way video_io.frames_to_image does it (multiply, not divide)
 # Hasler-Suesstrunk opponent channels (rg, yb, 0) from RGB in 0..1, on the 0..255 scale its thresholds assume.
 _HASLER_M = (255.0 * np.array([[1.0, -1.0, 0.0], [0.5, 0.5, -1.0], [0.0, 0.0, 0.0]])).astype(np.float32)
-# Frames are analysed by a few threads (OpenCV and NumPy release the GIL); more than a handful buys nothing
-# because the work is close to memory-bound.
-_MAX_WORKERS = 4
+# Frames are analysed by one thread per available core (OpenCV and NumPy release the GIL). A thread needs
+# ~2 ns of CPU per pixel, reading the input costs ~0.25 ns per pixel at typical memory bandwidth, so beyond about
+# 8 threads the pass is memory-bound and more only add buffers.
+_MAX_WORKERS = 8
 _SERIAL_PIXELS = 1 << 18
+_ONE_BITS = np.float32(1.0).view(np.uint32)  # bit pattern of 1.0f, see _check_tile
 
 
 # ------------------------------------------------------------------------------------------------ input checks
@@ -180,32 +188,51 @@ def _tile_rows(width: int) -> int:
     return max(1, _TILE_PIXELS // max(1, width))
 
 
+def _check_tile(tile: np.ndarray, frame: np.ndarray, index: int) -> None:
+    """Raise the precise error when a float tile holds NaN, inf or values outside [0, 1].
+
+    float32 tiles take one integer max over their bits: every float32 in [+0, 1] has a bit pattern <= that of
+    1.0 read as uint32, while NaN, ±inf, negatives (sign bit set) and values above 1 all compare greater. That is
+    one cheap reduction on a tile already in cache (a float min plus max is two). -0.0 also trips it, so a
+    suspicious tile is re-checked with float comparisons before anything is reported.
+    """
+    if tile.dtype == np.float32 and tile.view(np.uint32).max() <= _ONE_BITS:
+        return
+    # min/max propagate NaN, and NaN fails both comparisons, so this catches NaN, inf and out-of-range values.
+    lo, hi = tile.min(), tile.max()
+    if not (lo >= 0.0 and hi <= 1.0):
+        raise _value_error(frame, index)
+
+
 def _frame_sums(frame: np.ndarray, index: int, ws: _Workspace, hasler: bool) -> tuple:
     """(ΣV, ΣS, Σsin h, Σcos h, Hasler M or None) of one [H, W, C] frame, tile by tile."""
     h, w, c = frame.shape
-    rows = min(h, _tile_rows(w))
+    tiles = -(-h // _tile_rows(w))
+    rows = -(-h // tiles)  # equal tiles: 480 rows of 832 become 4 x 120, not 3 x 157 plus a 9-row sliver
     ws.ensure(rows, w)
     sv = ss = ssin = scos = 0.0
     o_sum = np.zeros(2)
     o_sq = 0.0
     is_u8 = frame.dtype == np.uint8
+    direct = not is_u8 and c == 3 and frame.dtype == np.float32 and frame.flags.c_contiguous
     for r0 in range(0, h, rows):
         tile = frame[r0:r0 + rows]
         n = tile.shape[0]
-        if not is_u8:
-            # min/max propagate NaN, and NaN fails both comparisons, so this one check catches NaN, inf and
-            # out-of-range values; it runs on a tile that the conversion below then reads from cache.
-            lo, hi = tile.min(), tile.max()
-            if not (lo >= 0.0 and hi <= 1.0):
-                raise _value_error(frame, index)
-        rgb = ws.rgb[:n]
-        if is_u8:
-            np.multiply(tile if c == 3 else tile[..., :3], _UNIT, out=rgb, dtype=np.float32, casting="unsafe")
+        if direct:
+            # The conversion is the first pass over the tile, so it is the one that waits for main memory; the
+            # range check after it reads the tile from cache. (A separate check pass in front of it cost as much
+            # as the conversion itself.)
+            hsv = cv2.cvtColor(tile, cv2.COLOR_RGB2HSV, dst=ws.hsv[:n])
+            _check_tile(tile, frame, index)
+        else:
+            rgb = ws.rgb[:n]
+            if is_u8:
+                np.multiply(tile if c == 3 else tile[..., :3], _UNIT, out=rgb, dtype=np.float32, casting="unsafe")
+            else:
+                _check_tile(tile, frame, index)  # the original values (alpha included), before any rounding
+                rgb[...] = tile[..., :3]  # drop alpha / float16, float64 -> float32 (OpenCV's HSV float path)
             tile = rgb
-        elif c == 4 or tile.dtype != np.float32 or not tile.flags.c_contiguous:
-            rgb[...] = tile[..., :3]  # drop alpha / float16, float64 -> float32 (OpenCV's HSV float path is float32)
-            tile = rgb
-        hsv = cv2.cvtColor(tile, cv2.COLOR_RGB2HSV, dst=ws.hsv[:n])
+            hsv = cv2.cvtColor(tile, cv2.COLOR_RGB2HSV, dst=ws.hsv[:n])
         _, s_sum, v_sum, _ = cv2.sumElems(hsv)
         hue = cv2.extractChannel(hsv, 0, dst=ws.hue[:n])
         cs, sn = cv2.polarToCart(None, hue, x=ws.cos[:n], y=ws.sin[:n], angleInDegrees=True)
@@ -261,12 +288,21 @@ def _iter_source(images) -> tuple[int | None, Iterable[np.ndarray]]:
     return n, gen()
 
 
+def _available_cpus() -> int:
+    """CPUs this process may run on (a container or taskset limit, not the host's count where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def frame_stats(
     images,
     *,
     indices: Sequence[int] | None = None,
     hasler: bool = True,
     progress: bool = True,
+    workers: int | None = None,
 ) -> FrameStats:
     """Per-frame sums of V, S, sin h, cos h (and Hasler–Süsstrunk M) for every frame of ``images``.
 
@@ -274,6 +310,7 @@ def frame_stats(
     single image ``[H, W, C]``, or an iterable of ``[H, W, C]`` frames (float 0..1 or uint8 0..255; frames may
     differ in size). C is 3 (RGB) or 4 (RGBA, alpha ignored). ``indices`` gives the frames' positions in the
     source clip when ``images`` holds only some of its frames (entries beyond the last frame are ignored).
+    ``workers``: threads analysing frames in parallel; default one per available CPU, at most 8.
 
     Raises ValueError naming the problem for an empty batch, a wrong rank or channel count, NaN/inf, or values
     outside [0, 1].
@@ -281,7 +318,12 @@ def frame_stats(
     total, frames = _iter_source(images)
     rows: list[tuple] = []
     sizes: list[tuple[int, int]] = []
-    workers = max(1, min(_MAX_WORKERS, os.cpu_count() or 1))
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers={workers!r} must be a whole number >= 1 (or None: one per available CPU)")
+        workers = int(workers)
+    else:
+        workers = max(1, min(_MAX_WORKERS, _available_cpus()))
     if isinstance(frames, _SizedFrames) and frames.pixels < _SERIAL_PIXELS:
         workers = 1  # thread hand-offs cost more than they save on a few small frames
     local = threading.local()

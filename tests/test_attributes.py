@@ -237,6 +237,56 @@ def test_bad_values_name_frame_and_problem(value, match):
     assert "frame 3" in str(exc.value)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -1e-9, -1e-30, 1.0000001, 3.0e38])
+@pytest.mark.parametrize("channel", [0, 1, 2])
+def test_bad_values_found_anywhere_in_large_frames(value, channel):
+    # Frames of several tiles, with the bad value in the last row of the last (shorter) tile: the range check runs
+    # per tile after the HSV conversion, so every tile and every channel must be covered. Tiny negatives matter:
+    # they barely change S or V, so only a check on the input itself can see them.
+    w = 40
+    x = torch.rand(3, 2 * A._tile_rows(w) + 3, w, 3)
+    x[2, -1, -1, channel] = value
+    with pytest.raises(ValueError, match="NaN|inf|outside") as exc:
+        A.frame_stats(x, progress=False, workers=2)
+    assert "frame 2" in str(exc.value)
+
+
+def test_negative_zero_and_exact_bounds_are_valid():
+    # -0.0 and 1.0 are inside [0, 1]; -0.0 takes the slow re-check (its sign bit is set) and must then pass.
+    x = torch.rand(2, 9, 11, 3)
+    x[0, :2] = 1.0
+    x[1, 3, 4] = 0.0
+    ref = A.frame_stats(x, progress=False)
+    x[1, 3, 4] = -0.0
+    assert torch.signbit(x[1, 3, 4]).all()
+    got = A.frame_stats(x, progress=False)
+    np.testing.assert_array_equal(got.sum_v, ref.sum_v)
+    np.testing.assert_array_equal(got.sum_cos, ref.sum_cos)
+
+
+def test_other_float_dtypes_are_checked_before_rounding_to_float32():
+    x = np.random.default_rng(1).random((2, 6, 7, 3))
+    x[1, 2, 3, 0] = 1.0 + 1e-12  # rounds to exactly 1.0 in float32, but the input is outside [0, 1]
+    with pytest.raises(ValueError, match="frame 1 has values"):
+        A.frame_stats(x, progress=False)
+    h = torch.rand(2, 6, 7, 4, dtype=torch.float16)
+    h[0, 1, 1, 3] = -0.001  # in the ignored alpha channel, still validated
+    with pytest.raises(ValueError, match="frame 0 has values"):
+        A.frame_stats(h, progress=False)
+
+
+def test_worker_count_changes_nothing_but_speed():
+    x = structured_clip(n=12, h=200, w=180)  # above the size where one thread is used regardless
+    one = A.frame_stats(x, progress=False, workers=1)
+    for workers in (2, 5, None):
+        other = A.frame_stats(x, progress=False, workers=workers)
+        for name in ("sum_v", "sum_s", "sum_sin", "sum_cos", "hasler"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(one, name))
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers="):
+            A.frame_stats(x, progress=False, workers=bad)
+
+
 def test_bad_settings():
     x = torch.rand(2, 4, 4, 3)
     with pytest.raises(ValueError, match="stride=0"):
