@@ -359,6 +359,8 @@ def test_choices_are_checked():
         load_pipeline("hub")
     with pytest.raises(ValueError, match="needs a folder path"):
         load_pipeline("diffusers folder", folder="")
+    with pytest.raises(ValueError, match="variant 't2v-14b' does not apply to source 'tiny-t2v'"):
+        load_pipeline("tiny-t2v", variant="t2v-14b")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             load_pipeline("tiny-t2v", device="cuda")

@@ -439,7 +439,7 @@ def load_single_files(transformer: str | Path, vae: str | Path, text_encoder: st
 # ------------------------------------------------------------------------------------------- dispatcher
 
 
-def _resolve_file(kind: str, name: str | None, what: str) -> Path | None:
+def _resolve_file(kind: str, name: str | None) -> Path | None:
     if not name or not str(name).strip():
         return None
     return runtime.resolve_model_file(kind, str(name).strip())
@@ -466,6 +466,8 @@ def load_pipeline(source: str, *, folder: str | None = None, transformer: str | 
     if source in ("tiny-t2v", "tiny-i2v"):
         from .tiny import load_tiny_pipeline
 
+        if variant not in ("auto", source):
+            raise ValueError(f"variant {variant!r} does not apply to source {source!r} (the tiny model is its own variant); use 'auto'")
         dev = resolve_device(device)
         return load_tiny_pipeline(source.split("-")[1], dtype=dtype, device=dev, offload=offload)
     if source == "diffusers folder":
@@ -475,11 +477,11 @@ def load_pipeline(source: str, *, folder: str | None = None, transformer: str | 
         return load_diffusers_folder(p, variant=variant, dtype=dtype, device=device, offload=offload)
     if source == "single files":
         return load_single_files(
-            transformer=_resolve_file("diffusion_models", transformer, "transformer"),
-            vae=_resolve_file("vae", vae, "VAE"),
-            text_encoder=_resolve_file("text_encoders", text_encoder, "text encoder"),
+            transformer=_resolve_file("diffusion_models", transformer),
+            vae=_resolve_file("vae", vae),
+            text_encoder=_resolve_file("text_encoders", text_encoder),
             tokenizer=_resolve_folder(tokenizer, ("text_encoders", "tokenizers")),
-            image_encoder=_resolve_file("clip_vision", image_encoder, "CLIP vision"),
+            image_encoder=_resolve_file("clip_vision", image_encoder),
             variant=variant, dtype=dtype, device=device, offload=offload,
         )
     raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}")
