@@ -65,18 +65,25 @@ class _QuietProgress:
         pass
 
 
-def measure_clip(path: str | Path, stride: int = 20) -> dict:
-    """Probe one file and compute its paper-exact attributes. Raises ValueError/OSError for a bad file."""
+def measure_clip(path: str | Path, stride: int = 20, threads: int | None = None) -> dict:
+    """Probe one file and compute its paper-exact attributes. Raises ValueError/OSError for a bad file.
+
+    Only frames 0, stride, 2·stride, … are decoded (seeking where the container allows). ``threads`` is
+    handed to :func:`emovid_core.attributes.frame_stats` (None: its default); pool workers pass 1 because
+    the parallelism already comes from the processes.
+    """
     from .. import attributes, video_io
 
     info = video_io.probe(path)
     if info.frames < 1:
         raise ValueError(f"{Path(path).name} has no frames")
+    wanted = list(range(0, info.frames, stride))
     with runtime.configured(progress_factory=_QuietProgress):
-        frames = list(video_io.iter_frames(path, indices=list(range(0, info.frames, stride)), info=info))
+        frames = list(video_io.iter_frames(path, indices=wanted, info=info))
         if not frames:
             raise ValueError(f"{Path(path).name} decoded no frames (corrupt or empty stream)")
-        attrs = attributes.clip_attributes(frames, stride=1)
+        stats = attributes.frame_stats(frames, indices=wanted[: len(frames)], hasler=False, progress=False, workers=threads)
+        attrs = attributes.clip_attributes(stats, stride=stride)
     return {
         "frames": int(info.frames), "fps": round(float(info.fps), 6), "width": int(info.width), "height": int(info.height),
         "duration": round(float(info.duration), 6), "has_alpha": bool(info.has_alpha),
@@ -86,10 +93,10 @@ def measure_clip(path: str | Path, stride: int = 20) -> dict:
     }
 
 
-def _worker(args: tuple[str, str, int]) -> tuple[str, dict | None, str | None]:
-    key, path, stride = args
+def _worker(args: tuple[str, str, int, int | None]) -> tuple[str, dict | None, str | None]:
+    key, path, stride, threads = args
     try:
-        return key, measure_clip(path, stride), None
+        return key, measure_clip(path, stride, threads), None
     except (ValueError, OSError, RuntimeError) as exc:  # a bad file is reported, never fatal
         return key, None, f"{type(exc).__name__}: {exc}"
 
@@ -179,7 +186,7 @@ def index_dataset(
     journal = _read_journal(jpath)
     failed: list[dict] = []
     keyed: list[tuple[Clip, str]] = []
-    todo: list[tuple[str, str, int]] = []
+    todo: list[tuple[str, str, int, int | None]] = []
     for clip in clips:
         try:
             path = resolve_clip_path(root, clip.path)
@@ -193,7 +200,7 @@ def index_dataset(
         key = f"{clip.path}|{st.st_mtime_ns}|{st.st_size}|stride={stride}"
         keyed.append((clip, key))
         if key not in journal:
-            todo.append((key, str(path), int(stride)))
+            todo.append((key, str(path), int(stride), None))
     todo = list(dict.fromkeys(todo))  # two rows naming the same file are measured once
     reused = len(keyed) - len(todo)
     workers = max(1, int(workers or os.cpu_count() or 1))
@@ -215,7 +222,7 @@ def index_dataset(
                 runtime.check_interrupted()
                 record(*_worker(job))
         else:
-            _run_pool(todo, workers, record)
+            _run_pool([(k, p, st, 1) for k, p, st, _ in todo], workers, record)
     for clip, key in keyed:
         e = journal.get(key)
         if e and e.get("error"):
@@ -255,7 +262,7 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_pool(todo: list[tuple[str, str, int]], workers: int, record) -> None:
+def _run_pool(todo: list[tuple[str, str, int, int | None]], workers: int, record) -> None:
     import multiprocessing
 
     # spawn: a forked child would inherit the parent's thread pools (torch/OpenCV inside ComfyUI), which can deadlock.
