@@ -121,6 +121,8 @@ def test_i2v_follows_the_start_image(i2v):
     assert torch.equal(_gen(i2v, image=rgba).frames, a.frames)
     as_u8 = (_gradient()[0].numpy() * 255 + 0.5).astype("uint8")
     assert torch.equal(_gen(i2v, image=as_u8).frames, a.frames)
+    # A 64x48 image is centre-cropped to the square output, not stretched: its middle 48x48 gives the same clip.
+    assert torch.equal(_gen(i2v, image=_gradient()[:, :, 8:56]).frames, a.frames)
 
 
 def test_image_kind_mismatch_is_refused(t2v, i2v):

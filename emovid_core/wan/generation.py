@@ -146,6 +146,22 @@ def to_pil(image):
     return Image.fromarray((arr * 255.0 + 0.5).astype(np.uint8), "RGB")
 
 
+def fit_image(img, width: int, height: int):
+    """Centre-crop ``img`` (PIL) to the output's aspect ratio and resize it to width x height, as ComfyUI's
+    WanImageToVideo does (crop 'center'); diffusers would otherwise stretch it."""
+    from PIL import Image
+
+    w, h = img.size
+    target = width / height
+    if w / h > target:
+        cw = max(1, round(h * target))
+        img = img.crop(((w - cw) // 2, 0, (w - cw) // 2 + cw, h))
+    elif w / h < target:
+        ch = max(1, round(w / target))
+        img = img.crop((0, (h - ch) // 2, w, (h - ch) // 2 + ch))
+    return img if img.size == (width, height) else img.resize((width, height), Image.LANCZOS)
+
+
 def _emotion_parts(emotion) -> tuple[str | None, float]:
     """(emotion name or None, intensity) from a name, an Emotion, an EmotionChoice (EMOVID_EMOTION) or None."""
     if emotion is None:
@@ -232,7 +248,7 @@ def generate(
         text = wp.text
         emo = get_emotion(emo).name
     neg = prompts.negative_prompt(emo, add_opposite=bool(add_opposite and emo)) if negative is None else str(negative)
-    pil = to_pil(image) if image is not None else None
+    pil = fit_image(to_pil(image), opts["width"], opts["height"]) if image is not None else None
     loras = apply_lora_stack(handle, lora_stack)
 
     from diffusers import UniPCMultistepScheduler
