@@ -88,7 +88,10 @@ def _raw_rows(path: Path) -> tuple[list[str], Iterable[tuple[int, dict]], list[R
 
     The last list fills up while the iterator runs.
     """
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"metadata file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
     bad: list[Reject] = []
     if path.suffix.lower() == ".jsonl":
         cols: list[str] = []
