@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from .. import runtime
@@ -233,9 +233,15 @@ def load_diffusers_folder(path: str | Path, variant: str = "auto", dtype: str = 
 
 
 def _empty_init():
-    from accelerate import init_empty_weights
+    """Parameters on the meta device cost no memory; the real tensors are then assigned from the file.
 
-    # Parameters on the meta device cost no memory; the real tensors are assigned from the file.
+    Without accelerate the model is built normally (correct, but it briefly holds random weights too).
+    """
+    try:
+        from accelerate import init_empty_weights
+    except ImportError:
+        log.warning("[EmoVid] accelerate is not installed: loading builds each model in memory first (install accelerate)")
+        return nullcontext()
     return init_empty_weights(include_buffers=False)
 
 
