@@ -50,6 +50,7 @@ class Runtime:
     # Hooks installed inside ComfyUI; None headless.
     list_files_hook: Callable[[str], list[str]] | None = None
     full_path_hook: Callable[[str, str], str | None] | None = None
+    folders_hook: Callable[[str], list[str]] | None = None
     interrupt_check: Callable[[], None] | None = None
     in_comfyui: bool = False
 
@@ -87,6 +88,13 @@ def output_directory() -> Path:
 
 def input_directory() -> Path:
     return Path(RUNTIME.input_dir or os.environ.get("EMOVID_INPUT_DIR", "input"))
+
+
+def model_folders(kind: str) -> list[Path]:
+    """The folders searched for model files of ``kind`` (ComfyUI's ``folder_paths`` in a server)."""
+    if RUNTIME.folders_hook is not None:
+        return [Path(p) for p in RUNTIME.folders_hook(kind)]
+    return _folders(kind)
 
 
 def _folders(kind: str) -> list[Path]:

@@ -51,6 +51,13 @@ def _install() -> None:
         except KeyError:
             return None
 
+    def folders(kind: str) -> list[str]:
+        try:
+            return list(folder_paths.get_folder_paths(kind))
+        except KeyError:
+            return []
+
+    runtime.RUNTIME.folders_hook = folders
     runtime.RUNTIME.progress_factory = _ComfyProgress
     runtime.RUNTIME.interrupt_check = _interrupt_check
     runtime.RUNTIME.output_dir = Path(folder_paths.get_output_directory())

@@ -458,7 +458,7 @@ def _resolve_folder(name: str | None, kinds: tuple[str, ...]) -> Path | None:
     if p.exists():
         return p
     for kind in kinds:
-        for folder in runtime._folders(kind):
+        for folder in runtime.model_folders(kind):
             if (folder / p).exists():
                 return folder / p
     return p  # load_tokenizer reports it missing, naming the path
