@@ -570,10 +570,15 @@ def _decode_cv2(info: VideoInfo, idx: list[int]) -> Iterator[np.ndarray]:
         cap.release()
 
 
+OPENCV_SEEK_BACKOFF = 16
+
+
 def _worth_seeking(i: int, pos: int, keys: list[int] | None) -> bool:
     if not keys:
         return i - pos > SEEK_DISTANCE
-    k = keys[max(bisect.bisect_right(keys, i) - 1, 0)]  # the keyframe a seek to i decodes from
+    # OpenCV's FFmpeg backend (CvCapture_FFMPEG::seek) aims 16 frames before the target and decodes forward
+    # from the keyframe at or before that point, so that keyframe is where a seek's decoding really starts.
+    k = keys[max(bisect.bisect_right(keys, max(i - OPENCV_SEEK_BACKOFF, 0)) - 1, 0)]
     return k - pos > SEEK_MIN_GAIN
 
 
