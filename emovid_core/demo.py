@@ -114,6 +114,11 @@ def run_demo(
         handle = load_tiny_pipeline("i2v")
     lora_path = Path(lora) if lora else _tiny_emotion_lora(handle, emotion, out / "loras", seed)
     first = video_io.frames_to_image(decoded.frames[:1])
+    width = height = None  # a real model uses its variant's default size (e.g. 832x480)
+    if not wan_folder:
+        # The tiny model renders at the source clip's size (Wan needs multiples of 16), 9 frames unless told.
+        height, width = (max(16, d // 16 * 16) for d in decoded.frames.shape[1:3])
+        frames = frames or 9
     import torch
 
     threads = torch.get_num_threads()
@@ -122,6 +127,7 @@ def run_demo(
         torch.set_num_threads(1)
     try:
         result = generate(handle, caption=clip.caption, emotion=emotion, image=first, seed=seed, steps=steps, frames=frames,
+                          width=width, height=height,
                           lora_stack=[(str(lora_path), f"emovid_{emotion}", float(lora_strength))])
     finally:
         torch.set_num_threads(threads)

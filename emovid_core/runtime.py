@@ -35,6 +35,14 @@ class _TqdmProgress:
         self._bar.close()
 
 
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        check_interrupted()
+
+    def close(self) -> None:
+        pass
+
+
 ProgressFactory = Callable[[int, str], Progress]
 
 
@@ -59,7 +67,13 @@ RUNTIME = Runtime()
 
 
 def progress(total: int, desc: str = "") -> Progress:
-    """A progress bar for ``total`` steps: ComfyUI's inside a server, tqdm headless."""
+    """A progress bar for ``total`` steps: ComfyUI's inside a server, tqdm headless.
+
+    ``total`` 0 (how callers say "no bar", e.g. for a quick or nested step) gives a silent bar that still
+    honours Cancel.
+    """
+    if int(total) <= 0:
+        return _NoProgress()
     return RUNTIME.progress_factory(int(total), desc)
 
 
