@@ -315,6 +315,40 @@ def headless(info) -> tuple[dict, str]:
                     "`emovid run` executes its API twin without ComfyUI. Starts on the tiny built-in model.")
 
 
+def story(info) -> tuple[dict, str]:
+    g = Graph(info)
+    g.add("MarkdownNote", {"text": "# The EmoVid story, pack nodes only\nThe graph `emovid demo` runs step by step: "
+          "sample a *fear* clip from an EmoVid dataset, measure it, I2V from its first frame with its caption plus the "
+          "paper's emotion sentence and an emotion LoRA, save and measure the result. Headless, after `emovid demo` "
+          "(which writes the sample set and a tiny LoRA): `emovid run workflows/api/emovid_demo_story.json --models "
+          "emovid_demo --out out`. In ComfyUI: set **root** to your dataset, pick your LoRA and a real model "
+          "(the tiny one makes noise)."}, pos=(0, -300), width=520)
+    ds = g.add("EmoVidDataset", {"root": "emovid_demo/emovid_sample", "metadata": ""}, pos=(0, 0))
+    clipsel = g.add("EmoVidSampleClip", {"emotion": "fear", "type": "animation", "mode": "random", "seed": 0,
+                                         "width": 64, "height": 48}, pos=(0, 160), width=340, controls={"seed": "fixed"})
+    src_attrs = g.add("EmoVidFrameAttributes", {"stride": 20, "fps": 12.0}, pos=(380, 520), title="Source clip attributes")
+    ld = g.add("EmoVidWanLoader", {"source": "tiny-i2v"}, pos=(380, 0), width=340)
+    lora = g.add("EmoVidLoraLoaderPipeline", {"lora_name": "emovid_fear_tiny_diffsynth.safetensors", "strength": 1.0,
+                                              "adapter_name": "emovid_fear"}, pos=(380, 260), width=340)
+    gen = g.add("EmoVidWanGenerate", {"emotion": "fear", "seed": 0, "steps": 0, "guidance": 5.0, "shift": 0.0,
+                                      "frames": 9, "width": 64, "height": 48}, pos=(760, 0), width=400,
+                controls={"seed": "fixed"})
+    attrs = g.add("EmoVidFrameAttributes", {"stride": 20, "fps": 16.0}, pos=(1200, 0), title="Generated clip attributes")
+    save = g.add("EmoVidSaveVideo", {"fps": 16.0, "filename_prefix": "EmoVid/story", "format": "mp4", "quality": 80},
+                 pos=(1200, 330))
+    g.connect(ds, "dataset", clipsel, "dataset")
+    g.connect(clipsel, "frames", src_attrs, "images")
+    g.connect(clipsel, "fps", src_attrs, "fps")
+    g.connect(ld, "pipe", lora, "pipe")
+    g.connect(lora, "pipe", gen, "pipe")
+    g.connect(clipsel, "caption", gen, "caption")
+    g.connect(clipsel, "first_frame", gen, "start_image")
+    g.connect(gen, "frames", attrs, "images")
+    g.connect(gen, "frames", save, "images")
+    return g.ui("emovid_demo_story"), ("The whole EmoVid story with pack nodes only (dataset clip, attributes, emotion "
+                    "prompt, I2V with an emotion LoRA, save, attributes); `emovid run` executes it after `emovid demo`.")
+
+
 BUILDERS = {
     "emovid_t2v_emotion_wan21": t2v,
     "emovid_i2v_from_clip_wan21": i2v,
@@ -322,6 +356,7 @@ BUILDERS = {
     "emovid_analyze_video": analyze,
     "emovid_dataset_explore": dataset,
     "emovid_headless_diffusers": headless,
+    "emovid_demo_story": story,
 }
 
 

@@ -38,3 +38,24 @@ def test_demo_writes_video_report_and_plots(tmp_path, capsys):
     # A second run reuses the sample and the index instead of rebuilding them.
     assert cli_main(["demo", "--out", str(out), "--emotion", "awe", "--seed", "3"]) == 0
     assert "(reused)" in capsys.readouterr().out
+
+
+def test_the_story_workflow_runs_headless_on_the_demo_outputs(tmp_path, capsys):
+    """The same story as an API workflow of pack nodes (workflows/api/emovid_demo_story.json) through `emovid run`."""
+    from emovid_core.schema import PACK_ROOT
+
+    demo = tmp_path / "demo"
+    assert cli_main(["demo", "--out", str(demo), "--emotion", "fear"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "run"
+    summary = tmp_path / "summary.json"
+    code = cli_main(["run", str(PACK_ROOT / "workflows" / "api" / "emovid_demo_story.json"), "--models", str(demo),
+                     "--set", f"2.root={demo / 'emovid_sample'}", "--out", str(out), "--json", str(summary)])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(summary.read_text())
+    videos = [f for f in result["files"] if f.endswith(".mp4")]
+    assert len(videos) == 1
+    info = video_io.probe(videos[0])
+    assert (info.frames, info.width, info.height) == (9, 64, 48)
+    texts = [t for ui in result["ui"].values() for t in ui.get("text", [])]
+    assert sum(t.startswith("B=") for t in texts) == 2  # source and generated attributes

@@ -22,10 +22,17 @@ def _run(args) -> int:
 
     from ..graph import apply_overrides, load_workflow, run_workflow
 
+    wf = apply_overrides(load_workflow(args.workflow), args.set)
+    old = os.environ.get("EMOVID_MODELS_DIR")
     if args.models:
         os.environ["EMOVID_MODELS_DIR"] = str(Path(args.models).resolve())
-    wf = apply_overrides(load_workflow(args.workflow), args.set)
-    result = run_workflow(wf, out_dir=args.out, on_node=lambda nid, ct: print(f"[{nid}] {ct}", flush=True))
+    try:
+        result = run_workflow(wf, out_dir=args.out, on_node=lambda nid, ct: print(f"[{nid}] {ct}", flush=True))
+    finally:  # main() may be called in-process (tests, scripts): leave the environment as it was
+        if old is None:
+            os.environ.pop("EMOVID_MODELS_DIR", None)
+        else:
+            os.environ["EMOVID_MODELS_DIR"] = old
     print(f"ran {len(result.order)} node(s) in {result.seconds:.2f} s")
     for nid, ui in result.ui.items():
         text = ui.get("text")
