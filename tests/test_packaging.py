@@ -42,3 +42,16 @@ def test_cli_lists_subcommands():
 
     text = build_parser().format_help()
     assert "run" in text
+
+
+def test_readme_opens_with_the_two_commands_and_lists_every_node():
+    import json
+
+    text = (PACK_ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = text.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert commands == ["bash scripts/dev.sh demo", "bash scripts/dev.sh test"]
+    ci = (PACK_ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/dev.sh test" in ci
+    for node_id in json.loads((PACK_ROOT / "tests" / "data" / "node_schema.json").read_text()):
+        assert f"(`{node_id}`)" in text, f"README's node reference lacks {node_id}: regenerate it with `python -m emovid_core.schema --markdown`"
