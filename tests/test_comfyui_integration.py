@@ -467,3 +467,26 @@ def test_cli_reports_validation_and_execution_errors_from_the_real_server(server
     assert cli_main(["queue", str(p), "--server", server["url"], "--out", str(tmp_path / "o")]) == 4
     err = capsys.readouterr().err
     assert "(EmoVidDataset) failed" in err and "no_such_dataset" in err
+
+
+def test_demo_story_example_runs_in_comfyui(server, tmp_path):
+    """The `emovid demo` story as pack nodes, in a real server: dataset clip -> I2V with a DiffSynth-format LoRA."""
+    from emovid_core.lora.formats import write_lora
+    from emovid_core.lora.testing import random_lora
+    from emovid_core.wan.tiny import TINY_CONFIGS
+
+    cfg = TINY_CONFIGS["transformer_i2v"]
+    lora = random_lora(dim=cfg["num_attention_heads"] * cfg["attention_head_dim"], ffn=cfg["ffn_dim"],
+                       layers=cfg["num_layers"], rank=4, alpha=None, seed=1, scale=0.2)
+    loras = server["base"] / "models" / "loras"
+    loras.mkdir(parents=True, exist_ok=True)
+    write_lora(lora, loras / "emovid_fear_tiny_diffsynth.safetensors", "diffsynth")
+    wf = _api("emovid_demo_story")
+    job = server["client"].run(wf, out_dir=tmp_path / "out", timeout=600,
+                               overrides=[f"{_find(wf, 'EmoVidDataset')}.root=EmoVid"])
+    mp4 = [f for f in job.files if f.suffix == ".mp4"]
+    assert len(mp4) == 1
+    info = _probe(mp4[0])
+    assert (info.frames, info.width, info.height) == (9, 64, 48)
+    report = " ".join(job.outputs[_find(wf, "EmoVidLoraLoaderPipeline")]["text"])
+    assert "emovid_fear" in report, report
