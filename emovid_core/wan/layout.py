@@ -17,51 +17,17 @@ import re
 
 # --------------------------------------------------------------------------------------- transformer
 
-_T_TOP = {
-    "condition_embedder.time_embedder.linear_1.": "time_embedding.0.",
-    "condition_embedder.time_embedder.linear_2.": "time_embedding.2.",
-    "condition_embedder.text_embedder.linear_1.": "text_embedding.0.",
-    "condition_embedder.text_embedder.linear_2.": "text_embedding.2.",
-    "condition_embedder.time_proj.": "time_projection.1.",
-    "condition_embedder.image_embedder.norm1.": "img_emb.proj.0.",
-    "condition_embedder.image_embedder.ff.net.0.proj.": "img_emb.proj.1.",
-    "condition_embedder.image_embedder.ff.net.2.": "img_emb.proj.3.",
-    "condition_embedder.image_embedder.norm2.": "img_emb.proj.4.",
-    "proj_out.": "head.head.",
-    "patch_embedding.": "patch_embedding.",
-}
-_T_BLOCK = {
-    "attn1.to_q.": "self_attn.q.", "attn1.to_k.": "self_attn.k.", "attn1.to_v.": "self_attn.v.",
-    "attn1.to_out.0.": "self_attn.o.", "attn1.norm_q.": "self_attn.norm_q.", "attn1.norm_k.": "self_attn.norm_k.",
-    "attn2.to_q.": "cross_attn.q.", "attn2.to_k.": "cross_attn.k.", "attn2.to_v.": "cross_attn.v.",
-    "attn2.to_out.0.": "cross_attn.o.", "attn2.norm_q.": "cross_attn.norm_q.", "attn2.norm_k.": "cross_attn.norm_k.",
-    "attn2.add_k_proj.": "cross_attn.k_img.", "attn2.add_v_proj.": "cross_attn.v_img.",
-    "attn2.norm_added_k.": "cross_attn.norm_k_img.",
-    # diffusers' norm2 is the affine pre-cross-attention norm, which the original code calls norm3.
-    "norm2.": "norm3.",
-    "ffn.net.0.proj.": "ffn.0.", "ffn.net.2.": "ffn.2.",
-}
-
-
 def transformer_key_to_original(key: str) -> str:
-    """One diffusers ``WanTransformer3DModel`` key in original Wan names (no ``diffusion_model.`` prefix)."""
-    if key == "scale_shift_table":
-        return "head.modulation"
-    if key == "condition_embedder.image_embedder.pos_embed":
-        return "img_emb.emb_pos"
-    m = re.match(r"blocks\.(\d+)\.(.+)$", key)
-    if m:
-        n, rest = m.groups()
-        if rest == "scale_shift_table":
-            return f"blocks.{n}.modulation"
-        for src, dst in _T_BLOCK.items():
-            if rest.startswith(src):
-                return f"blocks.{n}.{dst}{rest[len(src):]}"
+    """One diffusers ``WanTransformer3DModel`` key in original Wan names (no ``diffusion_model.`` prefix).
+
+    The name tables live in :mod:`emovid_core.wan_layout`, shared with the LoRA converters.
+    """
+    from ..wan_layout import diffusers_to_original
+
+    name = diffusers_to_original(key)
+    if name is None:
         raise KeyError(f"no original Wan name for transformer key {key!r}")
-    for src, dst in _T_TOP.items():
-        if key.startswith(src):
-            return dst + key[len(src):]
-    raise KeyError(f"no original Wan name for transformer key {key!r}")
+    return name
 
 
 def transformer_to_original(state_dict: dict, prefix: str = "") -> dict:
