@@ -303,18 +303,9 @@ def tiny_wan_state_dict(
 def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike,
                     metadata: Mapping[str, str] | None = None) -> Path:
     """Write tensors as safetensors atomically (tmp file in the same folder, then rename)."""
-    from safetensors.torch import save_file
+    from .atomic import save_safetensors
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp), metadata=dict(metadata or {}))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return save_safetensors(state_dict, path, dict(metadata or {}))
 
 
 def write_tiny_wan(path: str | os.PathLike, prefix: str = "", **kwargs) -> Path:

@@ -429,9 +429,6 @@ def api_diff(expected: dict, actual: dict) -> list[str]:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    from .atomic import write_json
+
+    return write_json(path, data)

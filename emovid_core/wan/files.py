@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from .variants import read_safetensors_header
@@ -14,19 +12,9 @@ FP8_DTYPES = {"F8_E4M3", "F8_E5M2", "F8_E4M3FN", "F8_E5M2FNUZ", "F8_E4M3FNUZ"}
 
 def save_safetensors_atomic(state_dict: dict, path: str | Path, metadata: dict | None = None) -> Path:
     """Write ``state_dict`` to ``path`` through a temporary file in the same folder and a rename."""
-    from safetensors.torch import save_file
+    from ..atomic import save_safetensors
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_safetensors(state_dict, path, metadata)
 
 
 def check_not_scaled_fp8(path: str | Path, what: str, instead: str) -> dict:
