@@ -32,3 +32,27 @@ def out_dir(tmp_path):
     out = tmp_path / "out"
     with runtime.configured(output_dir=out):
         yield out
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory):
+    """The synthetic EmoVid sample set (emovid dataset make-sample), written once per test session."""
+    from emovid_core.dataset.sample import make_sample
+
+    root = tmp_path_factory.getbasetemp() / "emovid_sample"
+    make_sample(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def indexed_root(sample_root, tmp_path_factory):
+    """A copy of the sample set with its index (the paper's attributes measured), written once per session."""
+    import shutil
+
+    from emovid_core.dataset.indexer import index_dataset
+
+    root = tmp_path_factory.getbasetemp() / "emovid_sample_indexed"
+    if not (root / "emovid_index.csv").is_file():
+        shutil.copytree(sample_root, root, dirs_exist_ok=True)
+        index_dataset(root, workers=1, progress=False)
+    return root

@@ -35,26 +35,6 @@ from emovid_core.emotions import EMOTIONS
 TYPES = ("animation", "movie", "sticker")
 
 
-@pytest.fixture(scope="session")
-def sample_root(tmp_path_factory):
-    from emovid_core.dataset.sample import make_sample
-
-    root = tmp_path_factory.getbasetemp() / "emovid_sample"
-    make_sample(root)  # idempotent: the other dataset test file reuses the same folder
-    return root
-
-
-@pytest.fixture(scope="session")
-def indexed_root(sample_root, tmp_path_factory):
-    from emovid_core.dataset.indexer import index_dataset
-
-    root = tmp_path_factory.getbasetemp() / "emovid_sample_indexed"
-    if not (root / "emovid_index.csv").is_file():
-        shutil.copytree(sample_root, root, dirs_exist_ok=True)
-        index_dataset(root, workers=1, progress=False)
-    return root
-
-
 def _clip(i, type_="movie", emotion="fear", **kw):
     return Clip(clip_id=kw.pop("clip_id", f"c{i:05d}"), path=kw.pop("path", f"{type_}/{emotion}/c{i:05d}.mp4"),
                 type=type_, emotion=emotion, **kw)

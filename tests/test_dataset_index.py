@@ -19,24 +19,6 @@ from emovid_core.emotions import EMOTIONS
 TYPES = ("animation", "movie", "sticker")
 
 
-@pytest.fixture(scope="session")
-def sample_root(tmp_path_factory):
-    from emovid_core.dataset.sample import make_sample
-
-    root = tmp_path_factory.getbasetemp() / "emovid_sample"
-    make_sample(root)  # idempotent: shared with tests/test_dataset.py when both run in one session
-    return root
-
-
-@pytest.fixture(scope="session")
-def indexed_root(sample_root, tmp_path_factory):
-    root = tmp_path_factory.getbasetemp() / "emovid_sample_indexed"
-    if not (root / "emovid_index.csv").is_file():
-        shutil.copytree(sample_root, root, dirs_exist_ok=True)
-        index_dataset(root, workers=1, progress=False)
-    return root
-
-
 @pytest.fixture()
 def sample_copy(sample_root, tmp_path):
     dst = tmp_path / "ds"
