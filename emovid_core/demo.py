@@ -33,17 +33,17 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def _tiny_emotion_lora(handle, emotion: str, folder: Path, seed: int) -> Path:
-    """A random rank-4 LoRA shaped for the tiny transformer, written in DiffSynth-Studio's key format."""
+def write_tiny_emotion_lora(path: Path, transformer_config, seed: int = 0) -> Path:
+    """A random rank-4 LoRA shaped for a (tiny) diffusers Wan transformer config, written in DiffSynth-Studio's key
+    format (the paper's trainer); kept when it already exists. ``transformer_config`` is a config object or dict."""
     from .lora.formats import write_lora
     from .lora.testing import random_lora
 
-    cfg = handle.pipe.transformer.config
-    dim = cfg.num_attention_heads * cfg.attention_head_dim
-    lora = random_lora(dim=dim, ffn=cfg.ffn_dim, layers=cfg.num_layers, rank=4, alpha=None, seed=seed, scale=0.2)
-    path = folder / f"emovid_{emotion}_tiny_diffsynth.safetensors"
+    cfg = transformer_config if isinstance(transformer_config, dict) else dict(transformer_config)
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
+        lora = random_lora(dim=cfg["num_attention_heads"] * cfg["attention_head_dim"], ffn=cfg["ffn_dim"],
+                           layers=cfg["num_layers"], rank=4, alpha=None, seed=seed, scale=0.2)
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_lora(lora, path, "diffsynth", metadata={"emovid_demo": "random tiny LoRA, not trained"})
     return path
 
@@ -112,7 +112,8 @@ def run_demo(
         handle = load_pipeline("diffusers folder", folder=wan_folder)
     else:
         handle = load_tiny_pipeline("i2v")
-    lora_path = Path(lora) if lora else _tiny_emotion_lora(handle, emotion, out / "loras", seed)
+    lora_path = Path(lora) if lora else write_tiny_emotion_lora(
+        out / "loras" / f"emovid_{emotion}_tiny_diffsynth.safetensors", handle.pipe.transformer.config, seed)
     first = video_io.frames_to_image(decoded.frames[:1])
     width = height = None  # a real model uses its variant's default size (e.g. 832x480)
     if not wan_folder:

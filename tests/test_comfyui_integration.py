@@ -471,16 +471,11 @@ def test_cli_reports_validation_and_execution_errors_from_the_real_server(server
 
 def test_demo_story_example_runs_in_comfyui(server, tmp_path):
     """The `emovid demo` story as pack nodes, in a real server: dataset clip -> I2V with a DiffSynth-format LoRA."""
-    from emovid_core.lora.formats import write_lora
-    from emovid_core.lora.testing import random_lora
+    from emovid_core.demo import write_tiny_emotion_lora
     from emovid_core.wan.tiny import TINY_CONFIGS
 
-    cfg = TINY_CONFIGS["transformer_i2v"]
-    lora = random_lora(dim=cfg["num_attention_heads"] * cfg["attention_head_dim"], ffn=cfg["ffn_dim"],
-                       layers=cfg["num_layers"], rank=4, alpha=None, seed=1, scale=0.2)
-    loras = server["base"] / "models" / "loras"
-    loras.mkdir(parents=True, exist_ok=True)
-    write_lora(lora, loras / "emovid_fear_tiny_diffsynth.safetensors", "diffsynth")
+    write_tiny_emotion_lora(server["base"] / "models" / "loras" / "emovid_fear_tiny_diffsynth.safetensors",
+                            TINY_CONFIGS["transformer_i2v"], seed=1)
     wf = _api("emovid_demo_story")
     job = server["client"].run(wf, out_dir=tmp_path / "out", timeout=600,
                                overrides=[f"{_find(wf, 'EmoVidDataset')}.root=EmoVid"])
