@@ -5,7 +5,8 @@ What is checked in every markdown file (README.md and docs/*.md):
   anchor that GitHub would generate from one of its headings;
 - every command line in a shell code block: ``emovid ...`` parses with the real CLI parser (``build_parser()``,
   parsed, never run); ``bash scripts/...`` names an existing script (and, for dev.sh, one of its verbs);
-  ``python -m X`` names an importable module; ``python path.py`` an existing file;
+  ``python -m X`` names an importable module; ``python path.py`` an existing file; ``emovid run|queue WORKFLOW
+  --set N.INPUT=...`` names a node and an input of that workflow;
 - inline ``emovid ...`` spans name real subcommands and flags; inline paths into the repository exist; inline
   ``emovid_core.x.y`` names import; ``from emovid_core... import ...`` in python blocks imports.
 
@@ -23,6 +24,7 @@ import functools
 import importlib
 import importlib.util
 import io
+import json
 import re
 import shlex
 from pathlib import Path
@@ -163,6 +165,35 @@ def emovid_flags_problem(args: list[str]) -> str | None:
     return None
 
 
+@functools.cache
+def pack_inputs() -> dict[str, set[str]]:
+    from emovid_core.schema import pack_schemas
+
+    return {nid: {i.name for i in s.inputs} for nid, s in pack_schemas().items()}
+
+
+def override_problems(args: list[str]) -> list[str]:
+    """``emovid run|queue WORKFLOW --set 6.emotion=fear``: node 6 exists in that API file and takes ``emotion``."""
+    if len(args) < 2 or args[0] not in {"run", "queue"} or not (ROOT / args[1]).is_file():
+        return []
+    graph = json.loads((ROOT / args[1]).read_text(encoding="utf-8"))
+    if "nodes" in graph:  # UI format: converted by the server first
+        return []
+    problems = []
+    for flag, value in zip(args, args[1:]):
+        m = re.match(r"^([\w-]+)\.(\w+)=", value)
+        if flag not in {"--set", "--upload"} or not m:
+            continue
+        node, name = m.groups()
+        if node not in graph:
+            problems.append(f"{flag} {value}: {args[1]} has no node {node!r}")
+            continue
+        cls = graph[node].get("class_type", "?")
+        if name not in graph[node].get("inputs", {}) and name not in pack_inputs().get(cls, set()):
+            problems.append(f"{flag} {value}: node {node} ({cls}) has no input {name!r}")
+    return problems
+
+
 def expand_synopsis(tokens: list[str]) -> list[list[str]]:
     """``--mode random|balanced`` -> one argument list per alternative (the others keep their first one)."""
     alts = [i for i, t in enumerate(tokens) if "|" in t and t.strip("|")]
@@ -248,6 +279,7 @@ def command_problems(tokens: list[str], strict: bool, state: dict) -> list[str]:
                 p = parse_emovid(variant) if strict else emovid_flags_problem(variant)
                 if p:
                     problems.append(f"emovid {' '.join(variant)}: {p}")
+            problems += override_problems(args)
         elif cmd == "bash" and args and args[0][:1] not in "/~$-":
             if not (ROOT / args[0]).is_file():
                 problems.append(f"bash {args[0]}: no such script")
@@ -363,7 +395,8 @@ def test_the_checker_catches_broken_links_commands_and_paths(tmp_path):
         "[ok](#a-heading) [gone](no_such.md) [anchor](../README.md#no-such-section)\n\n"
         "Inline: `emovid dataset stats --no-such-flag`, `tests/no_such_test.py`, `emovid_core.prompts.no_such`.\n\n"
         "```bash\nemovid analyze clip.mp4 --stride twenty\nemovid nosuch\nbash scripts/dev.sh deploy\n"
-        "python -m emovid_core.no_such\nemovid dataset sample ROOT --mode random|nonsense\n```\n\n"
+        "python -m emovid_core.no_such\nemovid dataset sample ROOT --mode random|nonsense\n"
+        "emovid run workflows/api/emovid_headless_diffusers.json --set 3.captions=x --set 99.seed=1\n```\n\n"
         "```python\nfrom emovid_core.prompts import no_such_function\n```\n",
         encoding="utf-8",
     )
@@ -373,7 +406,8 @@ def test_the_checker_catches_broken_links_commands_and_paths(tmp_path):
         bad.unlink()
     for expected in ("no_such.md", "#no-such-section", "--no-such-flag", "tests/no_such_test.py",
                      "prompts has no 'no_such'", "--stride twenty", "emovid nosuch", "dev.sh deploy",
-                     "emovid_core.no_such", "--mode nonsense", "no_such_function"):
+                     "emovid_core.no_such", "--mode nonsense", "no_such_function",
+                     "has no input 'captions'", "has no node '99'"):
         assert expected in problems, f"{expected!r} not reported in:\n{problems}"
     assert "#a-heading" not in problems and "--mode random:" not in problems
 
