@@ -38,7 +38,9 @@ DOC_IDS = [str(p.relative_to(ROOT)) for p in DOCS]
 # Code that points readers at a doc section: docstrings, error messages, comments.
 CODE_DIRS = ["emovid_core", "nodes", "scripts", "benchmarks", "tests", ".ci"]
 SHELL_LANGS = {"bash", "sh", "shell", "console", ""}
-TOP_DIRS = {p.name for p in ROOT.iterdir() if p.is_dir() and p.name not in {".git", ".venv"}}
+# A token or span whose first part is one of the repository's folders is a repo path and must exist. A fixed
+# list, so what a run left behind (.venv, emovid_demo/, out/) never decides what gets checked.
+TOP_DIRS = {"emovid_core", "nodes", "workflows", "tests", "benchmarks", "scripts", "docs", ".ci"}
 
 
 # ----------------------------------------------------------------------------------------------- markdown model
