@@ -26,7 +26,7 @@ is also the pass that reads the frame from memory; the range check on the cached
 hue extraction; ``polarToCart`` for cos/sin of hue; sums), with preallocated buffers so no full-size HSV copy of
 the clip is ever held, and frames spread over one thread per available core. Memory is bounded by one tile per
 thread, whatever the clip length. Per pixel and core that is ~1.9 ns, against ~1.7 ns for the kernels alone in
-cache; see the README (Frame attributes: Speed) and benchmarks/bench_attributes.py for measurements.
+cache; see docs/attributes.md#speed and benchmarks/bench_attributes.py for measurements.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 TINY_NOTE = (
     "NOTE: the built-in Wan2.1 model is tiny and has RANDOM weights, so the generated video is noise. "
     "It shows that every step runs; for real videos pass --wan-folder <diffusers Wan2.1-I2V-14B-480P folder> "
-    "and --lora <your EmoVid LoRA .safetensors> (see the README section 'Generating emotion videos with Wan2.1')."
+    "and --lora <your EmoVid LoRA .safetensors> (see docs/generation.md#where-the-weights-come-from)."
 )
 
 

@@ -37,7 +37,7 @@ I2V_UNET = "wan2.1_i2v_480p_14B_fp16.safetensors"
 TEXT_ENCODER = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 VAE = "wan_2.1_vae.safetensors"
 CLIP_VISION = "clip_vision_h.safetensors"
-T2V_LORA = "emovid_wan2.1_t2v_1.3B_lora.safetensors"  # the user's EmoVid-trained LoRA (see README)
+T2V_LORA = "emovid_wan2.1_t2v_1.3B_lora.safetensors"  # the user's EmoVid-trained LoRA (see docs/workflows.md#where-the-model-files-go)
 I2V_LORA = "emovid_wan2.1_i2v_480p_14B_lora.safetensors"
 # Loader nodes carry these like the official templates do: the frontend offers to download missing files.
 REPACKAGED = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"

@@ -1,4 +1,4 @@
-"""`emovid demo`: the whole headless story runs and writes what the README promises."""
+"""`emovid demo`: the whole headless story runs and writes what the README's demo table promises."""
 
 from __future__ import annotations
 

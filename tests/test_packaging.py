@@ -55,3 +55,7 @@ def test_readme_opens_with_the_two_commands_and_lists_every_node():
     assert "bash scripts/dev.sh test" in ci
     for node_id in json.loads((PACK_ROOT / "tests" / "data" / "node_schema.json").read_text()):
         assert f"(`{node_id}`)" in text, f"README's node reference lacks {node_id}: regenerate it with `python -m emovid_core.schema --markdown`"
+    # The whole table, not only the ids: inputs, outputs and descriptions are those the classes declare today.
+    from emovid_core.schema import markdown_reference
+
+    assert markdown_reference() in text, "README's node table is stale: replace it with `python -m emovid_core.schema --markdown`"

@@ -1,6 +1,6 @@
 """The EmoVid dataset tools: on-disk format, import, indexing, filtering, sampling, splits, statistics, export.
 
-See the README (Dataset tools) for the format. The public API is re-exported here; heavy modules
+See docs/dataset.md#on-disk-format for the format. The public API is re-exported here; heavy modules
 (video decoding, plots) are imported by the functions that need them.
 """
 
