@@ -4,7 +4,7 @@ workflows/<name>.jpg (preview for the template browser) and workflows/index.json
     .venv/bin/python scripts/build_workflows.py          # rewrite everything
     .venv/bin/python scripts/build_workflows.py --check  # exit 1 when the files on disk differ
 
-Graphs are written from node schemas (core: tests/data/core_object_info.json; ours: the node classes), so
+Graphs are written from node schemas (core: emovid_core/host/data/core_object_info.json; ours: the node classes), so
 widget order, seed control values and sockets are laid out the way the ComfyUI frontend saves them. The API twin
 is the converter's output for the UI file; tests/test_workflows.py checks they stay in step.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emovid_core.workflow_convert import (  # noqa: E402
+from emovid_core.host.workflow_convert import (  # noqa: E402
     _has_control,
     _has_upload,
     _is_widget,
@@ -448,7 +448,7 @@ def build() -> dict[str, tuple[dict, dict, str]]:
 
 
 def main(argv=None) -> int:
-    from emovid_core.workflow_convert import write_json_atomic
+    from emovid_core.host.workflow_convert import write_json_atomic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the files on disk instead of writing")

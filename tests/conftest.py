@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def pack_nodes():
     """The pack's NODE_CLASS_MAPPINGS, loaded headless exactly as `emovid run` loads them."""
-    from emovid_core.schema import load_pack_nodes
+    from emovid_core.host.schema import load_pack_nodes
 
     return load_pack_nodes()[0]
 

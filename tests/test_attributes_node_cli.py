@@ -14,8 +14,8 @@ import torch
 from emovid_core import attributes as A
 from emovid_core import runtime
 from emovid_core import video_io as vio
-from emovid_core.cli import main
-from emovid_core.graph import GraphValidationError, NodeExecutionError, run_workflow
+from emovid_core.host.cli import main
+from emovid_core.host.graph import GraphValidationError, NodeExecutionError, run_workflow
 
 T, H, W, FPS = 45, 32, 48, 16.0
 

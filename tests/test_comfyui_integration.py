@@ -171,7 +171,7 @@ def _write_models(base: Path, py: str) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from emovid_core.dataset.sample import make_sample
-    from emovid_core.queue_client import ComfyClient
+    from emovid_core.host.queue_client import ComfyClient
 
     py = _python()
     base = tmp_path_factory.mktemp("comfyui_base")
@@ -260,8 +260,8 @@ def _probe(path: Path):
 
 
 def test_pack_imports_and_object_info_lists_every_node(server):
-    from emovid_core.schema import load_pack_nodes
-    from emovid_core.workflow_convert import api_diff, ui_to_api
+    from emovid_core.host.schema import load_pack_nodes
+    from emovid_core.host.workflow_convert import api_diff, ui_to_api
 
     log = server["log"].read_text()
     assert re.search(r"seconds: .*ComfyUI-EmoVid\n", log), log[-2000:]
@@ -452,7 +452,7 @@ def test_lora_node_matches_core_lora_loader(server, tmp_path):
 
 
 def test_cli_reports_validation_and_execution_errors_from_the_real_server(server, tmp_path, capsys):
-    from emovid_core.cli import main as cli_main
+    from emovid_core.host.cli import main as cli_main
 
     bad = _api("emovid_dataset_explore")
     bad[_find(bad, "EmoVidDatasetStats")]["inputs"]["bins"] = 1
@@ -471,7 +471,7 @@ def test_cli_reports_validation_and_execution_errors_from_the_real_server(server
 
 def test_demo_story_example_runs_in_comfyui(server, tmp_path):
     """The `emovid demo` story as pack nodes, in a real server: dataset clip -> I2V with a DiffSynth-format LoRA."""
-    from emovid_core.demo import write_tiny_emotion_lora
+    from emovid_core.host.demo import write_tiny_emotion_lora
     from emovid_core.wan.tiny import TINY_CONFIGS
 
     write_tiny_emotion_lora(server["base"] / "models" / "loras" / "emovid_fear_tiny_diffsynth.safetensors",

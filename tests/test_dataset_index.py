@@ -253,7 +253,7 @@ def test_export_diffsynth_links_clips_and_writes_the_paper_prompt(indexed_root, 
 
 
 def test_dataset_sample_and_stats_nodes_through_the_graph_runner(indexed_root, out_dir):
-    from emovid_core.graph import run_workflow
+    from emovid_core.host.graph import run_workflow
 
     wf = {
         "1": {"class_type": "EmoVidDataset", "inputs": {"root": str(indexed_root)}},
@@ -321,7 +321,7 @@ def test_sample_clip_modes_errors_and_is_changed(pack_nodes, indexed_root, tmp_p
 
 
 def test_cli_make_sample_index_stats_filter_sample_split_export(tmp_path, capsys):
-    from emovid_core.cli import main
+    from emovid_core.host.cli import main
 
     root = tmp_path / "cli"
     assert main(["dataset", "make-sample", str(root), "--index"]) == 0

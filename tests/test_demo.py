@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from emovid_core import video_io
-from emovid_core.cli import main as cli_main
+from emovid_core.host.cli import main as cli_main
 
 
 def test_demo_writes_video_report_and_plots(tmp_path, capsys):
@@ -42,7 +42,7 @@ def test_demo_writes_video_report_and_plots(tmp_path, capsys):
 
 def test_the_story_workflow_runs_headless_on_the_demo_outputs(tmp_path, capsys):
     """The same story as an API workflow of pack nodes (workflows/api/emovid_demo_story.json) through `emovid run`."""
-    from emovid_core.schema import PACK_ROOT
+    from emovid_core.host.schema import PACK_ROOT
 
     demo = tmp_path / "demo"
     assert cli_main(["demo", "--out", str(demo), "--emotion", "fear"]) == 0

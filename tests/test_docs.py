@@ -117,7 +117,7 @@ def link_problem(doc: Path, target: str) -> str | None:
 # ------------------------------------------------------------------------------------------------- commands
 @functools.cache
 def cli_parser() -> argparse.ArgumentParser:
-    from emovid_core.cli import build_parser
+    from emovid_core.host.cli import build_parser
 
     return build_parser()
 
@@ -169,7 +169,7 @@ def emovid_flags_problem(args: list[str]) -> str | None:
 
 @functools.cache
 def pack_inputs() -> dict[str, set[str]]:
-    from emovid_core.schema import pack_schemas
+    from emovid_core.host.schema import pack_schemas
 
     return {nid: {i.name for i in s.inputs} for nid, s in pack_schemas().items()}
 

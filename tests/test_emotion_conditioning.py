@@ -7,7 +7,7 @@ import torch
 
 from emovid_core import conditioning as C
 from emovid_core.emotions import EMOTIONS, EmotionChoice
-from emovid_core.graph import GraphValidationError, NodeExecutionError, run_workflow
+from emovid_core.host.graph import GraphValidationError, NodeExecutionError, run_workflow
 from emovid_core.prompts import PAPER_TEMPLATE, WAN_NEGATIVE_PROMPT
 
 CAPTION = "A man walks alone down a dark corridor."

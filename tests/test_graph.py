@@ -7,8 +7,8 @@ import json
 import pytest
 
 from emovid_core import runtime
-from emovid_core.cli import main as cli_main
-from emovid_core.graph import GraphValidationError, apply_overrides, parse_set, run_workflow, validate
+from emovid_core.host.cli import main as cli_main
+from emovid_core.host.graph import GraphValidationError, apply_overrides, parse_set, run_workflow, validate
 
 
 class Number:

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from emovid_core import cli
+from emovid_core.host import cli
 from emovid_core.lora import load_lora, write_lora
 from emovid_core.lora.testing import random_lora
 

@@ -33,9 +33,9 @@ def _check(comfy_dir: Path, work: Path) -> dict:
     import torch
 
     import nodes as comfy_nodes  # ComfyUI's nodes.py (the pack's own nodes load under a private name)
+    from emovid_core.host.schema import load_pack_nodes
     from emovid_core.lora import load_lora, write_lora
     from emovid_core.lora.testing import random_lora
-    from emovid_core.schema import load_pack_nodes
     from emovid_core.wan_layout import write_tiny_wan
 
     dm, lo = work / "diffusion_models", work / "loras"

@@ -2,7 +2,7 @@
 
 The snapshot (tests/data/node_schema.json) freezes node ids, input names and order, types, defaults and outputs.
 A rename or reorder breaks saved workflows, so it fails here unless the snapshot is regenerated on purpose:
-    .venv/bin/python -m emovid_core.schema --write
+    .venv/bin/python -m tests.update_node_schema
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import textwrap
 
 import pytest
 
-from emovid_core.schema import PACK_ROOT, SNAPSHOT_PATH, node_schema, snapshot
+from emovid_core.host.schema import PACK_ROOT, node_schema, snapshot
+from tests.update_node_schema import SNAPSHOT_PATH
 
 
 def test_pack_has_nodes(pack_nodes):
@@ -28,7 +29,7 @@ def schemas(pack_nodes):
 
 
 def test_every_node_follows_the_contract(schemas, pack_nodes):
-    from emovid_core.schema import load_pack_nodes
+    from emovid_core.host.schema import load_pack_nodes
 
     display = load_pack_nodes()[1]
     problems = []
@@ -56,7 +57,7 @@ def test_every_node_follows_the_contract(schemas, pack_nodes):
 
 
 def test_schema_snapshot_is_unchanged(schemas):
-    assert SNAPSHOT_PATH.is_file(), "no snapshot: run `python -m emovid_core.schema --write` and commit it"
+    assert SNAPSHOT_PATH.is_file(), "no snapshot: run `python -m tests.update_node_schema` and commit it"
     saved = json.loads(SNAPSHOT_PATH.read_text())
     live = snapshot(schemas)
     problems = []
@@ -80,7 +81,7 @@ def test_schema_snapshot_is_unchanged(schemas):
         problems.append(f"new nodes not in the snapshot yet: {added}")
     assert not problems, (
         "node schema differs from tests/data/node_schema.json; if intended (a new node, never a change to a released "
-        "one), regenerate with `python -m emovid_core.schema --write`:\n" + "\n".join(problems)
+        "one), regenerate with `python -m tests.update_node_schema`:\n" + "\n".join(problems)
     )
 
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from emovid_core import prompts as P
-from emovid_core.cli import main as cli_main
 from emovid_core.emotions import EMOTIONS
+from emovid_core.host.cli import main as cli_main
 
 CAPTION = "A girl blows out the candles on her birthday cake while her friends clap."
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from emovid_core.cli import main as cli_main
-from emovid_core.queue_client import (
+from emovid_core.host.cli import main as cli_main
+from emovid_core.host.queue_client import (
     ComfyClient,
     ExecutionFailed,
     PromptTimeout,
@@ -35,9 +35,9 @@ from emovid_core.queue_client import (
     QueueError,
     ServerUnreachable,
 )
+from emovid_core.host.workflow_convert import core_object_info
 
-ROOT = Path(__file__).resolve().parent.parent
-CORE_INFO = json.loads((ROOT / "tests" / "data" / "core_object_info.json").read_text())
+CORE_INFO = core_object_info()
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -501,7 +501,7 @@ def test_server_supplied_names_cannot_escape_the_output_folder(fake, tmp_path):
         client.run(API_WF, out_dir=tmp_path / "dl", timeout=30)
     assert "HTTP 400" in str(ei.value)
     assert not (tmp_path / "test_00001_.png").exists()
-    from emovid_core.queue_client import _safe_rel
+    from emovid_core.host.queue_client import _safe_rel
 
     assert _safe_rel("../../etc", "../passwd") == Path("etc/passwd")
 

@@ -10,7 +10,7 @@ import pytest
 
 from emovid_core import runtime
 from emovid_core import video_io as vio
-from emovid_core.graph import GraphValidationError, NodeExecutionError, run_workflow
+from emovid_core.host.graph import GraphValidationError, NodeExecutionError, run_workflow
 
 T, H, W, FPS = 24, 48, 64, 16.0
 

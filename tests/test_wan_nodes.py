@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from emovid_core.graph import NodeExecutionError, run_workflow
+from emovid_core.host.graph import NodeExecutionError, run_workflow
 from emovid_core.video_io import probe, read_frames
 
 
@@ -112,7 +112,7 @@ def test_single_files_found_in_the_models_folder(out_dir, tmp_path):
 
 
 def test_cli_generate_writes_video_and_summary(tmp_path, capsys):
-    from emovid_core.cli import main
+    from emovid_core.host.cli import main
 
     out, summary = tmp_path / "clip.mp4", tmp_path / "clip.json"
     rc = main(["generate", "--tiny", "t2v", "--device", "cpu", "--caption", "Waves crash on rocks.", "--emotion", "awe", "--steps", "2",
@@ -124,7 +124,7 @@ def test_cli_generate_writes_video_and_summary(tmp_path, capsys):
 
 
 def test_cli_rejects_bad_settings_before_loading(tmp_path, capsys):
-    from emovid_core.cli import main
+    from emovid_core.host.cli import main
 
     assert main(["generate", "--tiny", "t2v", "--frames", "12", "--out", str(tmp_path / "x.mp4")]) == 2
     err = capsys.readouterr()
@@ -136,7 +136,7 @@ def test_cli_rejects_bad_settings_before_loading(tmp_path, capsys):
 
 
 def test_parse_lora_spec(tmp_path):
-    from emovid_core.commands.generate import parse_lora
+    from emovid_core.host.commands.generate import parse_lora
 
     f = tmp_path / "fear.v2.safetensors"
     f.write_bytes(b"x")

@@ -1,6 +1,6 @@
 """UI→API conversion, workflow checks, and the shipped example workflows (workflows/ + workflows/api/).
 
-Core node schemas come from tests/data/core_object_info.json (a real ComfyUI 0.3.64 /object_info, trimmed to
+Core node schemas come from emovid_core/host/data/core_object_info.json (a real ComfyUI 0.3.64 /object_info, trimmed to
 the nodes used); the pack's own nodes from their classes.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from emovid_core.cli import main as cli_main
-from emovid_core.workflow_convert import (
+from emovid_core.host.cli import main as cli_main
+from emovid_core.host.workflow_convert import (
     WorkflowConversionError,
     api_diff,
     check_api,
@@ -350,7 +350,7 @@ def test_example_files_match_their_builder():
 
 def test_headless_example_runs_without_comfyui(tmp_path):
     """`emovid run` executes the headless example's API twin (tiny built-in model) and writes a real video."""
-    from emovid_core.graph import load_workflow, run_workflow
+    from emovid_core.host.graph import load_workflow, run_workflow
     from emovid_core.video_io import probe
 
     wf = load_workflow(WORKFLOWS / "api" / "emovid_headless_diffusers.json")

@@ -21,7 +21,7 @@ def _add_filters(p) -> None:
 
 
 def _filter_from(args):
-    from ..dataset.filters import Filter, parse_range
+    from ...dataset.filters import Filter, parse_range
 
     ranges = dict(parse_range(r) for r in args.ranges)
     return Filter(emotions=",".join(args.emotion), valence=args.valence, types=",".join(args.types),
@@ -30,7 +30,7 @@ def _filter_from(args):
 
 
 def _load(args):
-    from ..dataset import load_dataset
+    from ...dataset import load_dataset
 
     ds = load_dataset(args.root, getattr(args, "metadata", None))
     if ds.rejects:
@@ -39,7 +39,7 @@ def _load(args):
 
 
 def _selected(args, ds):
-    from ..dataset.filters import apply_filter
+    from ...dataset.filters import apply_filter
 
     clips, trace = apply_filter(ds.clips, _filter_from(args))
     return clips, trace
@@ -124,7 +124,7 @@ def register(sub) -> None:
 
 
 def _index(args) -> int:
-    from ..dataset.indexer import index_dataset
+    from ...dataset.indexer import index_dataset
 
     report = index_dataset(args.root, metadata=args.metadata, out=args.out, workers=args.workers, stride=args.stride,
                            default_type=args.default_type, label_source=args.label_source)
@@ -137,8 +137,8 @@ def _index(args) -> int:
 
 
 def _stats(args) -> int:
-    from ..dataset.stats import compute_stats, summary_lines
-    from ..dataset.table import atomic_write_text
+    from ...dataset.stats import compute_stats, summary_lines
+    from ...dataset.table import atomic_write_text
 
     ds = _load(args)
     clips, trace = _selected(args, ds)
@@ -149,7 +149,7 @@ def _stats(args) -> int:
         atomic_write_text(args.json_out, json.dumps(stats, indent=1) + "\n")
         print(f"wrote {args.json_out}")
     if args.plots:
-        from ..dataset.plots import save_plots
+        from ...dataset.plots import save_plots
 
         for p in save_plots(stats, args.plots):
             print(f"wrote {p}")
@@ -166,7 +166,7 @@ def _filter(args) -> int:
     if args.out:
         from pathlib import Path
 
-        from ..dataset.table import write_table
+        from ...dataset.table import write_table
 
         if Path(args.out).resolve() == ds.metadata_path.resolve():
             raise ValueError(f"--out {args.out!r} is the table being read; write the selection to a new file")
@@ -176,7 +176,7 @@ def _filter(args) -> int:
 
 
 def _sample(args) -> int:
-    from ..dataset import sampling
+    from ...dataset import sampling
 
     ds = _load(args)
     clips, trace = _selected(args, ds)
@@ -196,7 +196,7 @@ def _sample(args) -> int:
     if len(drawn) > 50:
         print(f"... and {len(drawn) - 50} more (use --json)")
     if args.json_out:
-        from ..dataset.table import atomic_write_text
+        from ...dataset.table import atomic_write_text
 
         atomic_write_text(args.json_out, json.dumps([{k: v for k, v in c.to_row().items()} for c in drawn], indent=1) + "\n")
     return 0
@@ -205,8 +205,8 @@ def _sample(args) -> int:
 def _split(args) -> int:
     from pathlib import Path
 
-    from ..dataset.sampling import assign_splits
-    from ..dataset.table import INDEX_NAMES, write_table
+    from ...dataset.sampling import assign_splits
+    from ...dataset.table import INDEX_NAMES, write_table
 
     ds = _load(args)
     out = Path(args.out) if args.out else ds.metadata_path
@@ -220,7 +220,7 @@ def _split(args) -> int:
 
 
 def _export(args) -> int:
-    from ..dataset.export import export_diffsynth
+    from ...dataset.export import export_diffsynth
 
     ds = _load(args)
     clips, trace = _selected(args, ds)
@@ -231,7 +231,7 @@ def _export(args) -> int:
 
 
 def _make_sample(args) -> int:
-    from ..dataset.sample import make_sample
+    from ...dataset.sample import make_sample
 
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
@@ -241,7 +241,7 @@ def _make_sample(args) -> int:
                     films=args.films, size=(w, h), force=args.force)
     print(s)
     if args.index:
-        from ..dataset.indexer import index_dataset
+        from ...dataset.indexer import index_dataset
 
         print(index_dataset(args.out))
     return 0

@@ -1,4 +1,4 @@
-"""The ``emovid`` command. Each subcommand lives in ``emovid_core/commands/<name>.py`` and exposes
+"""The ``emovid`` command. Each subcommand lives in ``emovid_core/host/commands/<name>.py`` and exposes
 ``register(subparsers)``; heavy imports happen inside the handlers so ``emovid --help`` stays fast.
 """
 
@@ -10,7 +10,8 @@ import logging
 import pkgutil
 import sys
 
-from . import __version__, commands
+from .. import __version__
+from . import commands
 
 
 class CLIError(Exception):

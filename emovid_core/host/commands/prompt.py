@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def _emotion_table() -> str:
-    from ..emotions import EMOTION_OBJECTS
+    from ...emotions import EMOTION_OBJECTS
 
     rows = [f"{'emotion':<12} {'valence':<9} {'V (1-9)':>7} {'A (1-9)':>7}  arousal"]
     for e in EMOTION_OBJECTS:
@@ -38,8 +38,8 @@ def _run(args) -> int:
     import json
     import sys
 
-    from ..emotions import EMOTIONS
-    from ..prompts import PAPER_TEMPLATE, WAN_NEGATIVE_PROMPT, build_prompt, negative_prompt, weighted_prompt
+    from ...emotions import EMOTIONS
+    from ...prompts import PAPER_TEMPLATE, WAN_NEGATIVE_PROMPT, build_prompt, negative_prompt, weighted_prompt
 
     if args.list:
         print(_emotion_table())
@@ -82,6 +82,6 @@ def _run(args) -> int:
 
 
 def _canonical(name: str) -> str:
-    from ..emotions import get_emotion
+    from ...emotions import get_emotion
 
     return get_emotion(name).name

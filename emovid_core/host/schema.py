@@ -2,6 +2,7 @@
 
 Used by the headless runner (validation), the node-contract tests (the checked-in snapshot) and the
 UI→API workflow converter. Schemas come from the classes themselves, never from a hand-kept list.
+This is the only module that knows the pack's ``nodes/`` folder exists (:func:`load_pack_nodes`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PACK_ROOT = Path(__file__).resolve().parent.parent
+PACK_ROOT = Path(__file__).resolve().parent.parent.parent
 NODES_PACKAGE = "emovid_pack_nodes"
-SNAPSHOT_PATH = PACK_ROOT / "tests" / "data" / "node_schema.json"
 
 
 @dataclass
@@ -154,14 +154,6 @@ def snapshot(schemas: dict[str, NodeSchema] | None = None) -> dict:
     return out
 
 
-def write_snapshot(path: Path = SNAPSHOT_PATH) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snapshot(), indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
-
-
 def object_info(schemas: dict[str, NodeSchema] | None = None, display: dict[str, str] | None = None) -> dict:
     """The pack's nodes in ComfyUI's ``/object_info`` shape (used by the workflow converter)."""
     if schemas is None:
@@ -208,13 +200,11 @@ def markdown_reference(schemas: dict[str, NodeSchema] | None = None, display: di
 if __name__ == "__main__":
     import argparse
 
-    ap = argparse.ArgumentParser(description="Print or (with --write) regenerate the node schema snapshot.")
-    ap.add_argument("--write", action="store_true", help=f"write {SNAPSHOT_PATH.relative_to(PACK_ROOT)}")
+    # The tests' snapshot (tests/data/node_schema.json) is written by `python -m tests.update_node_schema`.
+    ap = argparse.ArgumentParser(description="Print the node schema snapshot (JSON) or the README's node reference table.")
     ap.add_argument("--markdown", action="store_true", help="print the README's node reference table")
     ns = ap.parse_args()
     if ns.markdown:
         print(markdown_reference(), end="")
-    elif ns.write:
-        print(f"wrote {write_snapshot()}")
     else:
         print(json.dumps(snapshot(), indent=1, sort_keys=True))

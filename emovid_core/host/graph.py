@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import runtime
+from .. import runtime
 from .schema import NodeSchema, node_schema
 
 # ComfyUI's validation error types, reused so messages read the same as a server's.

@@ -30,8 +30,8 @@ def register(sub) -> None:
 def _inspect(args) -> int:
     from pathlib import Path
 
-    from ..lora import LoraMismatchError, ShapeSpec, inspect_lora, load_lora, validate
-    from ..wan_layout import VARIANTS
+    from ...lora import LoraMismatchError, ShapeSpec, inspect_lora, load_lora, validate
+    from ...wan_layout import VARIANTS
 
     lora = load_lora(args.file)
     info = inspect_lora(lora)
@@ -68,7 +68,7 @@ def _inspect(args) -> int:
 def _convert(args) -> int:
     from pathlib import Path
 
-    from ..lora import CONVERT_TARGETS, inspect_lora, load_lora, write_lora
+    from ...lora import CONVERT_TARGETS, inspect_lora, load_lora, write_lora
 
     out = Path(args.output)
     if out.exists() and not args.force:

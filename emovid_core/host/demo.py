@@ -36,8 +36,8 @@ class DemoResult:
 def write_tiny_emotion_lora(path: Path, transformer_config, seed: int = 0) -> Path:
     """A random rank-4 LoRA shaped for a (tiny) diffusers Wan transformer config, written in DiffSynth-Studio's key
     format (the paper's trainer); kept when it already exists. ``transformer_config`` is a config object or dict."""
-    from .lora.formats import write_lora
-    from .lora.testing import random_lora
+    from ..lora.formats import write_lora
+    from ..lora.testing import random_lora
 
     cfg = transformer_config if isinstance(transformer_config, dict) else dict(transformer_config)
     if not path.is_file():
@@ -60,15 +60,15 @@ def run_demo(
     lora_strength: float = 1.0,
     log=print,
 ) -> DemoResult:
-    from . import attributes, prompts, video_io
-    from .dataset import load_dataset
-    from .dataset.decode import DecodeOptions, decode_clip
-    from .dataset.filters import Filter, apply_filter
-    from .dataset.plots import save_plots
-    from .dataset.sample import make_sample
-    from .dataset.sampling import sample_random
-    from .dataset.stats import compute_stats
-    from .emotions import get_emotion
+    from .. import attributes, prompts, video_io
+    from ..dataset import load_dataset
+    from ..dataset.decode import DecodeOptions, decode_clip
+    from ..dataset.filters import Filter, apply_filter
+    from ..dataset.plots import save_plots
+    from ..dataset.sample import make_sample
+    from ..dataset.sampling import sample_random
+    from ..dataset.stats import compute_stats
+    from ..emotions import get_emotion
 
     t0 = time.perf_counter()
     emotion = get_emotion(emotion).name
@@ -82,7 +82,7 @@ def run_demo(
     ds = load_dataset(sample.root)
     if any(c.brightness is None for c in ds.clips):
         # The sample ships captions and labels only; the indexer measures the paper's attributes (resumable).
-        from .dataset.indexer import index_dataset
+        from ..dataset.indexer import index_dataset
 
         idx = index_dataset(sample.root, progress=False)
         log(f"      {idx}")
@@ -104,9 +104,9 @@ def run_demo(
     log(f"[4/8] prompt: {prompt}")
 
     # 5. I2V from the first frame with an emotion LoRA.
-    from .wan import generate
-    from .wan.loading import load_pipeline
-    from .wan.tiny import load_tiny_pipeline
+    from ..wan import generate
+    from ..wan.loading import load_pipeline
+    from ..wan.tiny import load_tiny_pipeline
 
     if wan_folder:
         handle = load_pipeline("diffusers folder", folder=wan_folder)

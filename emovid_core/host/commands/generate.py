@@ -69,9 +69,9 @@ def _run(args) -> int:
     import os
     from pathlib import Path
 
-    from ..video_io import write_video
-    from ..wan.generation import check_settings, generate
-    from ..wan.loading import load_pipeline
+    from ...video_io import write_video
+    from ...wan.generation import check_settings, generate
+    from ...wan.loading import load_pipeline
 
     if args.models:
         os.environ["EMOVID_MODELS_DIR"] = str(Path(args.models).resolve())

@@ -29,7 +29,7 @@ def _analyze(args) -> int:
     import json
     from pathlib import Path
 
-    from .. import attributes, video_io
+    from ... import attributes, video_io
 
     if args.stride < 1:
         raise ValueError(f"--stride {args.stride} must be >= 1 (the paper samples every 20th frame: --stride 20)")

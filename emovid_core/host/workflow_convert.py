@@ -2,8 +2,8 @@
 
 ComfyUI only converts in the browser ("Export (API)"). This is an offline port of what the frontend's
 ``graphToPrompt`` does, driven by node schemas in ``/object_info`` shape: this pack's nodes come from their own
-classes (:func:`emovid_core.schema.object_info`), core nodes from a checked-in snapshot of a real server's
-``/object_info`` (``tests/data/core_object_info.json``) or from a live server.
+classes (:func:`emovid_core.host.schema.object_info`), core nodes from a checked-in snapshot of a real server's
+``/object_info`` (``emovid_core/host/data/core_object_info.json``) or from a live server.
 
 What it handles: v0.4 link arrays and v1 link objects; positional ``widgets_values`` including the extra
 ``control_after_generate`` value after seed widgets and the upload-button value after file combos; name→value
@@ -30,9 +30,10 @@ from .graph import (
     _types_match,
     is_link,
 )
-from .schema import PACK_ROOT, InputSpec
+from .schema import InputSpec
 
-CORE_OBJECT_INFO_PATH = PACK_ROOT / "tests" / "data" / "core_object_info.json"
+# Package data (ships in the wheel), not a test fixture: the converter needs it at run time.
+CORE_OBJECT_INFO_PATH = Path(__file__).resolve().parent / "data" / "core_object_info.json"
 
 MODE_ALWAYS, MODE_NEVER, MODE_BYPASS = 0, 2, 4
 # Frontend-only nodes: they exist in the UI graph but never reach the server.
@@ -77,7 +78,7 @@ def core_object_info() -> dict:
     """The checked-in snapshot of the core ComfyUI nodes our workflows use (ComfyUI 0.3.64)."""
     if not CORE_OBJECT_INFO_PATH.is_file():
         raise FileNotFoundError(
-            f"core node snapshot {CORE_OBJECT_INFO_PATH} is missing (it ships in a source checkout); "
+            f"core node snapshot {CORE_OBJECT_INFO_PATH} is missing (it ships with the package: reinstall comfyui-emovid); "
             "pass --object-info FILE or --server URL instead"
         )
     return load_object_info(CORE_OBJECT_INFO_PATH)
@@ -429,6 +430,6 @@ def api_diff(expected: dict, actual: dict) -> list[str]:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
-    from .atomic import write_json
+    from ..atomic import write_json
 
     return write_json(path, data)
