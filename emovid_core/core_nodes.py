@@ -377,15 +377,8 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
 }
 
 
-def needs_comfyui(workflow: dict, classes: dict[str, type]) -> list[tuple[str, str, bool]]:
-    """Nodes ``emovid run`` cannot run: (node id, class_type, is a ComfyUI core node), in node order.
-
-    EmoVid class types are left to validation (a typo or a newer pack version, not a missing host).
-    """
+def needs_comfyui(workflow: dict, classes: dict[str, type]) -> list[tuple[str, str]]:
+    """(node id, class_type) of the ComfyUI core nodes in ``workflow`` that ``classes`` cannot run headless."""
     names = core_node_names()
-    found = []
-    for nid, node in workflow.items():
-        ctype = node.get("class_type") if isinstance(node, dict) else None
-        if isinstance(ctype, str) and ctype not in classes and not ctype.startswith("EmoVid"):
-            found.append((str(nid), ctype, ctype in names))
-    return found
+    return [(str(nid), node["class_type"]) for nid, node in workflow.items()
+            if isinstance(node, dict) and node.get("class_type") in names and node["class_type"] not in classes]

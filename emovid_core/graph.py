@@ -59,14 +59,12 @@ class GraphValidationError(ValueError):
 
 
 class NeedsComfyUIError(GraphValidationError):
-    """The workflow has nodes only a ComfyUI server can run (core model loaders, samplers, other packs' nodes)."""
+    """The workflow has ComfyUI core nodes (model loaders, samplers, ...) that only a ComfyUI server can run."""
 
-    def __init__(self, nodes: list[tuple[str, str, bool]]):
-        self.nodes = sorted(nodes, key=lambda n: _node_sort_key(n[0]))  # (node id, class_type, is a core node)
+    def __init__(self, nodes: list[tuple[str, str]]):
+        self.nodes = sorted(nodes, key=lambda n: _node_sort_key(n[0]))  # (node id, class_type)
         super().__init__([GraphProblem(nid, ctype, None, UNKNOWN_CLASS_TYPE,
-                                       "a ComfyUI core node with no headless equivalent" if core else
-                                       "not a node of this pack nor of ComfyUI core (install its pack in ComfyUI)")
-                          for nid, ctype, core in self.nodes])
+                                       "a ComfyUI core node with no headless equivalent") for nid, ctype in self.nodes])
         self.args = (self.explain(),)
 
     def explain(self, workflow_path: str = "WORKFLOW.json") -> str:
@@ -179,7 +177,7 @@ def validate(workflow: dict, classes: dict[str, type]) -> tuple[dict[str, NodeSc
             "this is a UI-format workflow (it has 'nodes' and 'links'); export it with 'Export (API)' "
             "or convert it with `emovid workflow to-api`")])
     needs = core_nodes.needs_comfyui(workflow, classes)
-    if needs:  # nothing else is worth reporting: these nodes decide where the workflow can run
+    if needs:  # nothing else is worth reporting: these nodes decide where the workflow can run at all
         raise NeedsComfyUIError(needs)
     schemas: dict[str, NodeSchema] = {}
     for nid, node in workflow.items():
@@ -188,7 +186,10 @@ def validate(workflow: dict, classes: dict[str, type]) -> tuple[dict[str, NodeSc
         if ctype is None:
             problems.append(GraphProblem(nid, None, None, UNKNOWN_CLASS_TYPE, "node is missing the class_type property"))
         elif ctype not in classes:
-            problems.append(GraphProblem(nid, ctype, None, UNKNOWN_CLASS_TYPE, f"unknown class_type {ctype!r}"))
+            hint = "" if ctype.startswith("EmoVid") else (
+                "; it is neither a node of this pack nor a ComfyUI core node: run the workflow in a ComfyUI that has "
+                "the custom node pack providing it (`emovid queue`)")
+            problems.append(GraphProblem(nid, ctype, None, UNKNOWN_CLASS_TYPE, f"unknown class_type {ctype!r}{hint}"))
         else:
             schemas[nid] = node_schema(ctype, classes[ctype])
 
