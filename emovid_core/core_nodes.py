@@ -111,6 +111,18 @@ def annotated_path(name: str) -> Path:
     return path
 
 
+def _check_file(content_type: str, name: str) -> bool | str:
+    """True, or core's "Invalid <type> file: NAME" with where it was looked for and how to fix it."""
+    try:
+        path = annotated_path(name)
+    except ValueError as exc:
+        return str(exc)
+    if path.is_file():
+        return True
+    return (f"Invalid {content_type} file: {name} (no such file {str(path)!r}; put it in that folder, or pick another "
+            f"file; headless, `emovid run --input DIR` sets the input folder)")
+
+
 def _listed(content_type: str) -> list[str]:
     """Files directly in the input folder whose MIME type is ``content_type`` (as ComfyUI lists them)."""
     root = runtime.input_directory()
@@ -280,11 +292,7 @@ class LoadImage:
     @classmethod
     def VALIDATE_INPUTS(cls, image):
         # Naming 'image' makes the runner (like the server) skip the list check: any file in the folder loads.
-        try:
-            path = annotated_path(image)
-        except ValueError as exc:
-            return str(exc)
-        return True if path.is_file() else f"Invalid image file: {image}"
+        return _check_file("image", image)
 
     def load_image(self, image):
         from PIL import Image
@@ -354,11 +362,7 @@ class LoadVideo:
 
     @classmethod
     def VALIDATE_INPUTS(cls, file):
-        try:
-            path = annotated_path(file)
-        except ValueError as exc:
-            return str(exc)
-        return True if path.is_file() else f"Invalid video file: {file}"
+        return _check_file("video", file)
 
     def execute(self, file):
         return (Video(annotated_path(file)),)
