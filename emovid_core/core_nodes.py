@@ -44,10 +44,6 @@ def _data() -> dict:
     return json.loads(DATA_PATH.read_text(encoding="utf-8"))
 
 
-def comfyui_version() -> str:
-    return _data()["comfyui_version"]
-
-
 def core_node_names() -> frozenset[str]:
     """Every node class ComfyUI's core (``nodes``, ``comfy_extras``, ``comfy_api_nodes``) registers."""
     return frozenset(_data()["core_node_names"])
@@ -147,6 +143,16 @@ def _input_types(node_id: str) -> dict:
         order = info.get("input_order", {}).get(section, sorted(specs))
         out[section] = {name: _spec(json.loads(json.dumps(specs[name]))) for name in order}
     return out
+
+
+def _with_file_list(node_id: str, name: str, content_type: str) -> dict:
+    """INPUT_TYPES with the input folder's files of ``content_type`` as the choices of combo ``name``, in the
+    spelling core uses for it (a V1 list, or V3's ``COMBO`` with ``options``)."""
+    types = _input_types(node_id)
+    kind, opts = types["required"][name]
+    files = _listed(content_type)
+    types["required"][name] = (files, opts) if isinstance(kind, (list, tuple)) else (kind, {**opts, "options": files})
+    return types
 
 
 def _core(node_id: str):
@@ -284,10 +290,7 @@ class LoadImage:
 
     @classmethod
     def INPUT_TYPES(cls):
-        types = _input_types(cls.NODE_ID)
-        _, opts = types["required"]["image"]
-        types["required"]["image"] = (_listed("image"), opts)
-        return types
+        return _with_file_list(cls.NODE_ID, "image", "image")
 
     @classmethod
     def VALIDATE_INPUTS(cls, image):
@@ -355,10 +358,7 @@ class LoadVideo:
 
     @classmethod
     def INPUT_TYPES(cls):
-        types = _input_types(cls.NODE_ID)
-        _, opts = types["required"]["file"]
-        types["required"]["file"] = ("COMBO", {**opts, "options": _listed("video")})
-        return types
+        return _with_file_list(cls.NODE_ID, "file", "video")
 
     @classmethod
     def VALIDATE_INPUTS(cls, file):
