@@ -235,3 +235,19 @@ def test_run_refuses_a_workflow_that_needs_comfyui_before_running_anything(tmp_p
     other = {"1": {"class_type": "VHS_VideoCombine", "inputs": {}}}
     with pytest.raises(GraphValidationError, match="neither a node of this pack nor a ComfyUI core node"):
         validate(other, default_classes())
+
+
+def test_cli_temp_folder_and_disable_metadata(tmp_path, capsys):
+    wf = {"1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 3, "batch_size": 1, "color": 0x0000FF}},
+          "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "plain"}},
+          "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(wf))
+    out, temp = tmp_path / "o", tmp_path / "previews"
+    assert cli_main(["run", str(path), "--out", str(out), "--temp", str(temp), "--disable-metadata"]) == 0
+    printed = capsys.readouterr().out
+    saved, (preview,) = out / "plain_00001_.png", list(temp.glob("ComfyUI_temp_*_00001_.png"))
+    assert f"wrote {saved}" in printed and f"wrote {preview}" in printed
+    for f in (saved, preview):
+        with Image.open(f) as im:
+            assert im.text == {} and np.array(im)[0, 0].tolist() == [0, 0, 255]
