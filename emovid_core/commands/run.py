@@ -8,7 +8,7 @@ import json
 def register(sub) -> None:
     p = sub.add_parser(
         "run",
-        help="run an API-format workflow of EmoVid nodes headless",
+        help="run an API-format workflow of EmoVid nodes and model-free core nodes headless",
         description="Run an API-format workflow without ComfyUI: the pack's nodes, plus headless equivalents of the "
                     "core nodes Save Image, Preview Image, Load Image, EmptyImage, Load Video and Get Video Components "
                     "(they write the same files as the server: <prefix>_00001_.png in --out, previews in --temp). "
