@@ -485,3 +485,55 @@ def test_demo_story_example_runs_in_comfyui(server, tmp_path):
     assert (info.frames, info.width, info.height) == (9, 64, 48)
     report = " ".join(job.outputs[_find(wf, "EmoVidLoraLoaderPipeline")]["text"])
     assert "emovid_fear" in report, report
+
+
+def test_headless_core_nodes_write_what_the_server_writes(server, tmp_path):
+    """`emovid run`'s Save Image / Preview Image / Load Image / EmptyImage / Load Video / Get Video Components
+    (emovid_core.host.core_nodes) against the real ones: same ui entries, same pixels, same PNG text chunks."""
+    from emovid_core import runtime
+    from emovid_core.host.graph import run_workflow
+    from emovid_core.video_io import write_video
+
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (5, 7, 4), dtype=np.uint8), "RGBA").save(tmp_path / "parity_rgba.png")
+    clip = np.zeros((6, 32, 48, 3), np.uint8)
+    clip[..., 1] = np.linspace(30, 200, 6, dtype=np.uint8)[:, None, None]
+    write_video(clip, tmp_path / "parity_clip.mp4", fps=8)
+    wf = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "parity_rgba.png"}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 5, "batch_size": 2, "color": 0xFF8001}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "parity/empty_%width%x%height%"}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "parity/loaded"}},
+        "5": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+        "6": {"class_type": "LoadVideo", "inputs": {"file": "parity_clip.mp4"}},
+        "7": {"class_type": "GetVideoComponents", "inputs": {"video": ["6", 0]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "parity/frames"}},
+    }
+    job = server["client"].run(wf, out_dir=tmp_path / "server", timeout=300,
+                               uploads=[str(tmp_path / "parity_rgba.png"), str(tmp_path / "parity_clip.mp4")])
+    server_files = {f.name: f for f in job.files}
+    (tmp_path / "input").mkdir()
+    for name in ("parity_rgba.png", "parity_clip.mp4"):
+        (tmp_path / "input" / name).write_bytes((tmp_path / name).read_bytes())
+    with runtime.configured(input_dir=tmp_path / "input"):
+        res = run_workflow(wf, out_dir=tmp_path / "headless" / "output", temp_dir=tmp_path / "headless" / "temp")
+    for nid in ("3", "4", "8"):
+        assert res.ui[nid]["images"] == job.outputs[nid]["images"], nid
+    assert len(res.ui["8"]["images"]) == 6
+    (ours,), (theirs,) = res.ui["5"]["images"], job.outputs["5"]["images"]
+    assert ours["type"] == theirs["type"] == "temp" and ours["subfolder"] == theirs["subfolder"] == ""
+    assert re.sub("_[a-z]{5}_", "_", ours["filename"]) == re.sub("_[a-z]{5}_", "_", theirs["filename"])
+    pairs = [(tmp_path / "headless" / "output" / e["subfolder"] / e["filename"], server_files[e["filename"]])
+             for nid in ("3", "4", "8") for e in res.ui[nid]["images"]]
+    pairs.append((tmp_path / "headless" / "temp" / ours["filename"], server_files[theirs["filename"]]))
+    for mine, real in pairs:
+        with Image.open(mine) as a, Image.open(real) as b:
+            assert (a.mode, a.size, set(a.text)) == (b.mode, b.size, set(b.text)) == (a.mode, a.size, {"prompt"})
+            # The server's cache adds its IS_CHANGED fingerprints to the prompt it embeds; the runner has no cache.
+            real_prompt = {k: {f: v for f, v in n.items() if f != "is_changed"} for k, n in json.loads(b.text["prompt"]).items()}
+            assert json.loads(a.text["prompt"]) == real_prompt == wf
+            pa, pb = np.asarray(a, dtype=np.int16), np.asarray(b, dtype=np.int16)
+            if "frames" in mine.name:  # OpenCV here, PyAV there: the same frames up to YUV->RGB rounding
+                assert np.abs(pa - pb).max() <= 3, mine.name
+            else:
+                assert np.array_equal(pa, pb), mine.name

@@ -27,6 +27,7 @@ import pytest
 from PIL import Image
 
 from emovid_core.host.cli import main as cli_main
+from emovid_core.host.object_info import core_object_info
 from emovid_core.host.queue_client import (
     ComfyClient,
     ExecutionFailed,
@@ -35,7 +36,6 @@ from emovid_core.host.queue_client import (
     QueueError,
     ServerUnreachable,
 )
-from emovid_core.host.workflow_convert import core_object_info
 
 CORE_INFO = core_object_info()
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 
 from emovid_core.host.cli import main as cli_main
+from emovid_core.host.object_info import core_object_info
 from emovid_core.host.workflow_convert import (
     WorkflowConversionError,
     api_diff,
     check_api,
     check_ui,
-    core_object_info,
     offline_object_info,
     ui_to_api,
 )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import runtime
+from . import core_nodes
 from .schema import NodeSchema, node_schema
 
 # ComfyUI's validation error types, reused so messages read the same as a server's.
@@ -58,6 +59,25 @@ class GraphValidationError(ValueError):
         super().__init__(f"workflow failed validation with {len(problems)} problem(s):\n{lines}")
 
 
+class NeedsComfyUIError(GraphValidationError):
+    """The workflow has ComfyUI core nodes (model loaders, samplers, ...) that only a ComfyUI server can run."""
+
+    def __init__(self, nodes: list[tuple[str, str]]):
+        self.nodes = sorted(nodes, key=lambda n: _node_sort_key(n[0]))  # (node id, class_type)
+        super().__init__([GraphProblem(nid, ctype, None, UNKNOWN_CLASS_TYPE,
+                                       "a ComfyUI core node with no headless equivalent") for nid, ctype in self.nodes])
+        self.args = (self.explain(),)
+
+    def explain(self, workflow_path: str = "WORKFLOW.json") -> str:
+        headless = ", ".join(sorted(core_nodes.NODE_CLASS_MAPPINGS))
+        return "\n".join([
+            f"this workflow needs a ComfyUI server; `emovid run` cannot run {len(self.nodes)} of its nodes headless:",
+            *(f"  - node {p.node_id} ({p.class_type}): {p.message}" for p in self.problems),
+            f"Headless, `emovid run` runs this pack's nodes and only these core nodes: {headless}.",
+            f"Run it on a ComfyUI server with this pack installed: emovid queue {workflow_path} --server http://127.0.0.1:8188",
+        ])
+
+
 class NodeExecutionError(RuntimeError):
     def __init__(self, node_id: str, class_type: str, exc: BaseException):
         self.node_id, self.class_type, self.original = node_id, class_type, exc
@@ -67,7 +87,7 @@ class NodeExecutionError(RuntimeError):
 @dataclass
 class RunResult:
     ui: dict[str, dict]  # output node id -> merged ui dict
-    files: list[Path]  # files written under the output folder during the run
+    files: list[Path]  # files written under the output (and preview temp) folder during the run
     outputs: dict[str, list[list[Any]]] = field(default_factory=dict)  # node id -> per-slot value lists
     order: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -157,6 +177,9 @@ def validate(workflow: dict, classes: dict[str, type]) -> tuple[dict[str, NodeSc
         raise GraphValidationError([GraphProblem(None, None, None, UNKNOWN_CLASS_TYPE,
             "this is a UI-format workflow (it has 'nodes' and 'links'); export it with 'Export (API)' "
             "or convert it with `emovid workflow to-api`")])
+    needs = core_nodes.needs_comfyui(workflow, classes)
+    if needs:  # nothing else is worth reporting: these nodes decide where the workflow can run at all
+        raise NeedsComfyUIError(needs)
     schemas: dict[str, NodeSchema] = {}
     for nid, node in workflow.items():
         nid = str(nid)
@@ -164,7 +187,9 @@ def validate(workflow: dict, classes: dict[str, type]) -> tuple[dict[str, NodeSc
         if ctype is None:
             problems.append(GraphProblem(nid, None, None, UNKNOWN_CLASS_TYPE, "node is missing the class_type property"))
         elif ctype not in classes:
-            hint = "; it is a core ComfyUI node: queue it on a server with `emovid queue`" if not ctype.startswith("EmoVid") else ""
+            hint = "" if ctype.startswith("EmoVid") else (
+                "; it is neither a node of this pack nor a ComfyUI core node: run the workflow in a ComfyUI that has "
+                "the custom node pack providing it (`emovid queue`)")
             problems.append(GraphProblem(nid, ctype, None, UNKNOWN_CLASS_TYPE, f"unknown class_type {ctype!r}{hint}"))
         else:
             schemas[nid] = node_schema(ctype, classes[ctype])
@@ -216,7 +241,7 @@ def validate(workflow: dict, classes: dict[str, type]) -> tuple[dict[str, NodeSc
 
     order = _topological_order(deps, problems)
     if not any(s.is_output_node for s in schemas.values()) and schemas:
-        problems.append(GraphProblem(None, None, None, NO_OUTPUTS, "workflow has no output node (e.g. EmoVid Save Video or EmoVid Frame Attributes)"))
+        problems.append(GraphProblem(None, None, None, NO_OUTPUTS, "workflow has no output node (e.g. EmoVid Save Video, EmoVid Frame Attributes, Save Image or Preview Image)"))
     if problems:
         raise GraphValidationError(problems)
     return schemas, converted, order
@@ -300,24 +325,38 @@ def _files_under(folder: Path) -> dict[Path, float]:
     return {p: p.stat().st_mtime for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else {}
 
 
+def default_classes() -> dict[str, type]:
+    """What ``emovid run`` can run: the pack's nodes plus the headless equivalents of some core nodes."""
+    from .schema import load_pack_nodes
+
+    return {**core_nodes.NODE_CLASS_MAPPINGS, **load_pack_nodes()[0]}
+
+
 def run_workflow(
     workflow: dict,
     out_dir: str | Path | None = None,
     classes: dict[str, type] | None = None,
     on_node: Callable[[str, str], None] | None = None,
+    *,
+    temp_dir: str | Path | None = None,
+    extra_pnginfo: dict | None = None,
+    disable_metadata: bool = False,
 ) -> RunResult:
-    """Validate then execute ``workflow``; files go to ``out_dir`` (default: the runtime output folder)."""
-    if classes is None:
-        from .schema import load_pack_nodes
+    """Validate then execute ``workflow``; files go to ``out_dir`` (default: the runtime output folder).
 
-        classes = load_pack_nodes()[0]
+    ``temp_dir``: where Preview Image writes (default: ``temp`` beside the output folder, as in ComfyUI).
+    ``extra_pnginfo``: what a ComfyUI client sends as ``extra_data.extra_pnginfo`` (e.g. ``{"workflow": <UI
+    JSON>}``); Save Image embeds it, and the workflow itself as ``prompt``, unless ``disable_metadata``.
+    """
+    if classes is None:
+        classes = default_classes()
     schemas, converted, order = validate(workflow, classes)
     order = _needed(order, schemas, converted)
     t0 = time.perf_counter()
     changes = {"output_dir": Path(out_dir)} if out_dir is not None else {}
-    with runtime.configured(**changes):
-        out_root = runtime.output_directory()
-        before = _files_under(out_root)
+    with runtime.configured(**changes), core_nodes.configured(temp_dir=temp_dir, disable_metadata=disable_metadata):
+        roots = [runtime.output_directory(), core_nodes.temp_directory()]
+        before = {p: m for root in roots for p, m in _files_under(root).items()}
         values: dict[str, list[list]] = {}
         ui_all: dict[str, dict] = {}
         for nid in order:
@@ -329,14 +368,16 @@ def run_workflow(
                 kwargs_lists[name] = values[str(v[0])][v[1]] if is_link(v) else [v]
             hidden = {}
             for hname, htype in schema.hidden.items():
-                hidden[hname] = {"UNIQUE_ID": nid, "PROMPT": workflow}.get(htype if isinstance(htype, str) else "", None)
+                htype = htype[0] if isinstance(htype, (list, tuple)) and htype else htype  # object_info's V3 spelling
+                hidden[hname] = {"UNIQUE_ID": nid, "PROMPT": workflow, "EXTRA_PNGINFO": extra_pnginfo}.get(
+                    htype if isinstance(htype, str) else "", None)
             try:
                 values[nid], ui = _call_node(nid, schema, kwargs_lists, hidden)
             except Exception as exc:
                 raise NodeExecutionError(nid, schema.node_id, exc) from exc
             if schema.is_output_node and ui:
                 ui_all[nid] = ui
-        after = _files_under(out_root)
+        after = {p: m for root in roots for p, m in _files_under(root).items()}
     files = sorted(p for p, m in after.items() if before.get(p) != m)
     return RunResult(ui=ui_all, files=files, outputs=values, order=order, seconds=time.perf_counter() - t0)
 

@@ -15,7 +15,6 @@ flattened.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,10 @@ from .graph import (
     _types_match,
     is_link,
 )
+from .object_info import core_object_info
 from .schema import InputSpec
 
 # Package data (ships in the wheel), not a test fixture: the converter needs it at run time.
-CORE_OBJECT_INFO_PATH = Path(__file__).resolve().parent / "data" / "core_object_info.json"
 
 MODE_ALWAYS, MODE_NEVER, MODE_BYPASS = 0, 2, 4
 # Frontend-only nodes: they exist in the UI graph but never reach the server.
@@ -56,32 +55,6 @@ class WorkflowConversionError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------- object_info
-
-
-def load_object_info(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"object_info file {str(path)!r} not found; save one from a running server with "
-            "`curl http://127.0.0.1:8188/object_info > object_info.json`"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"object_info file {str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) and "input" in v for v in data.values()):
-        raise ValueError(f"{str(path)!r} is not in /object_info shape ({{node id: {{'input': ..., 'output': ...}}}})")
-    return data
-
-
-def core_object_info() -> dict:
-    """The checked-in snapshot of the core ComfyUI nodes our workflows use (ComfyUI 0.3.64)."""
-    if not CORE_OBJECT_INFO_PATH.is_file():
-        raise FileNotFoundError(
-            f"core node snapshot {CORE_OBJECT_INFO_PATH} is missing (it ships with the package: reinstall comfyui-emovid); "
-            "pass --object-info FILE or --server URL instead"
-        )
-    return load_object_info(CORE_OBJECT_INFO_PATH)
 
 
 def offline_object_info() -> dict:

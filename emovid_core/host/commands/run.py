@@ -1,4 +1,4 @@
-"""``emovid run``: execute an API-format workflow of this pack's nodes without ComfyUI."""
+"""``emovid run``: execute an API-format workflow of this pack's nodes (and model-free core nodes) without ComfyUI."""
 
 from __future__ import annotations
 
@@ -6,12 +6,27 @@ import json
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="run an API-format workflow of EmoVid nodes headless")
+    p = sub.add_parser(
+        "run",
+        help="run an API-format workflow of EmoVid nodes and model-free core nodes headless",
+        description="Run an API-format workflow without ComfyUI: the pack's nodes, plus headless equivalents of the "
+                    "core nodes Save Image, Preview Image, Load Image, EmptyImage, Load Video and Get Video Components "
+                    "(they write the same files as the server: <prefix>_00001_.png in --out, previews in --temp). "
+                    "A workflow that needs any other core node (model loaders, samplers, text encoders, ...) is "
+                    "refused before anything runs, naming those nodes: queue it on a ComfyUI server with "
+                    "`emovid queue WORKFLOW --server URL`.",
+    )
     p.add_argument("workflow", help="API-format workflow JSON (ComfyUI 'Export (API)')")
     p.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                    help="override an input, e.g. --set 3.seed=42 (VALUE parsed as JSON when possible)")
     p.add_argument("--out", default="output", help="output folder for files the nodes write (default: ./output)")
     p.add_argument("--models", default=None, help="models folder with ComfyUI-style subfolders (loras/, diffusion_models/, ...)")
+    p.add_argument("--input", default=None,
+                   help="input folder for Load Image / Load Video file names (default: $EMOVID_INPUT_DIR or ./input)")
+    p.add_argument("--temp", default=None,
+                   help="folder for Preview Image files (default: 'temp' beside the --out folder, as in ComfyUI)")
+    p.add_argument("--disable-metadata", action="store_true",
+                   help="do not embed the workflow in saved PNGs (ComfyUI's --disable-metadata)")
     p.add_argument("--json", dest="json_out", default=None, help="also write the run summary (ui dicts, files) to this JSON file")
     p.set_defaults(func=_run)
 
@@ -20,14 +35,21 @@ def _run(args) -> int:
     import os
     from pathlib import Path
 
-    from ..graph import apply_overrides, load_workflow, run_workflow
+    from ... import runtime
+    from ..cli import CLIError
+    from ..graph import NeedsComfyUIError, apply_overrides, load_workflow, run_workflow
 
     wf = apply_overrides(load_workflow(args.workflow), args.set)
     old = os.environ.get("EMOVID_MODELS_DIR")
     if args.models:
         os.environ["EMOVID_MODELS_DIR"] = str(Path(args.models).resolve())
+    inputs = {"input_dir": Path(args.input)} if args.input else {}
     try:
-        result = run_workflow(wf, out_dir=args.out, on_node=lambda nid, ct: print(f"[{nid}] {ct}", flush=True))
+        with runtime.configured(**inputs):
+            result = run_workflow(wf, out_dir=args.out, on_node=lambda nid, ct: print(f"[{nid}] {ct}", flush=True),
+                                  temp_dir=args.temp, disable_metadata=args.disable_metadata)
+    except NeedsComfyUIError as exc:
+        raise CLIError(exc.explain(args.workflow)) from None
     finally:  # main() may be called in-process (tests, scripts): leave the environment as it was
         if old is None:
             os.environ.pop("EMOVID_MODELS_DIR", None)

@@ -31,7 +31,8 @@ def register(sub) -> None:
 
 
 def _schemas(args) -> dict:
-    from ..workflow_convert import load_object_info, offline_object_info
+    from ..object_info import load_object_info
+    from ..workflow_convert import offline_object_info
 
     if args.object_info:
         return load_object_info(args.object_info)
