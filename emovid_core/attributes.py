@@ -458,8 +458,9 @@ def clip_attributes(source, stride: int = PAPER_STRIDE) -> ClipAttributes:
     if not isinstance(source, FrameStats):
         sel = np.arange(len(stats))
     n = int(stats.pixels[sel].sum())
-    b = float(stats.sum_v[sel].sum() / n)
-    c = float(stats.sum_s[sel].sum() / n)
+    # Means of values in [0, 1] (and a resultant length) stay in [0, 1]: float sums may round a hair past it.
+    b = _unit(float(stats.sum_v[sel].sum() / n))
+    c = _unit(float(stats.sum_s[sel].sum() / n))
     ssin, scos = float(stats.sum_sin[sel].sum()), float(stats.sum_cos[sel].sum())
     phi = _circular_degrees(ssin, scos)
     return ClipAttributes(
@@ -469,7 +470,7 @@ def clip_attributes(source, stride: int = PAPER_STRIDE) -> ClipAttributes:
         brightness_raw=b,
         colorfulness_raw=c,
         hue_raw=phi,
-        hue_concentration=float(math.hypot(ssin, scos) / n),
+        hue_concentration=_unit(math.hypot(ssin, scos) / n),
         frames=tuple(int(i) for i in stats.indices[sel]),
         pixels=n,
         stride=stride,
@@ -479,15 +480,19 @@ def clip_attributes(source, stride: int = PAPER_STRIDE) -> ClipAttributes:
 # ------------------------------------------------------------------------------------------------ curves + summary
 
 
+def _unit(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
 def curves(stats: FrameStats) -> dict[str, np.ndarray]:
     """Per-frame curves: brightness (mean V), colorfulness (mean S), hue (circular mean, degrees), hue_concentration
-    (resultant length R), and hasler_colorfulness when computed."""
+    (resultant length R), and hasler_colorfulness when computed. Means and R are clamped to [0, 1] (rounding)."""
     px = stats.pixels.astype(np.float64)
     out = {
-        "brightness": stats.sum_v / px,
-        "colorfulness": stats.sum_s / px,
+        "brightness": np.clip(stats.sum_v / px, 0.0, 1.0),
+        "colorfulness": np.clip(stats.sum_s / px, 0.0, 1.0),
         "hue": np.degrees(np.arctan2(stats.sum_sin, stats.sum_cos)) % 360.0,
-        "hue_concentration": np.hypot(stats.sum_sin, stats.sum_cos) / px,
+        "hue_concentration": np.clip(np.hypot(stats.sum_sin, stats.sum_cos) / px, 0.0, 1.0),
     }
     out["hue"][out["hue"] >= 360.0] = 0.0
     if stats.hasler is not None:
@@ -520,13 +525,14 @@ def _linear_summary(x: np.ndarray, y: np.ndarray, fps: float) -> dict:
 def _hue_summary(x: np.ndarray, hue: np.ndarray, fps: float) -> dict:
     rad = np.radians(hue)
     s, c = float(np.sin(rad).mean()), float(np.cos(rad).mean())
-    r = math.hypot(s, c)
+    # Identical hues (a still clip) give R = 1 that rounding can push just above 1, where log(R) > 0 has no sqrt.
+    r = _unit(math.hypot(s, c))
     # Unwrapping makes a drift 350° → 10° a +20° change rather than -340°, so slope and extremes mean something.
     unwrapped = np.degrees(np.unwrap(rad))
     slope = _slope(x, unwrapped)
     return {
         "circular_mean": _circular_degrees(s, c),
-        "circular_std": math.degrees(math.sqrt(-2.0 * math.log(r))) if r > 0 else None,
+        "circular_std": math.degrees(math.sqrt(max(0.0, -2.0 * math.log(r)))) if r > 0 else None,
         "resultant_length": r,
         "slope_per_frame": slope,
         "slope_per_second": slope * fps,
