@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from . import runtime
+from .frame_check import check_frame, check_values, value_error
 
 PAPER_STRIDE = 20
 CONVERSION = "OpenCV float32 COLOR_RGB2HSV on RGB in [0,1] (H in [0,360) deg, S and V in [0,1])"
@@ -114,31 +115,6 @@ def _torch():
     return torch
 
 
-def _check_frame(frame: np.ndarray, index: int) -> None:
-    """Shape/dtype of one frame from an iterable source."""
-    if frame.ndim != 3 or frame.shape[-1] not in (3, 4):
-        raise ValueError(f"frame {index} has shape {list(frame.shape)}; expected [height, width, 3] (RGB) or [height, width, 4] (RGBA)")
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f"frame {index} is empty (shape {list(frame.shape)}); every frame needs pixels")
-    if not (frame.dtype == np.uint8 or np.issubdtype(frame.dtype, np.floating)):
-        raise ValueError(f"frame {index} has dtype {frame.dtype}; use float in 0..1 or uint8 0..255")
-
-
-def _value_error(frame: np.ndarray, index: int) -> ValueError:
-    """Explain why a float frame failed the range check (only runs on the error path, so it may be slow)."""
-    f = np.asarray(frame, dtype=np.float64)
-    nan, inf = int(np.isnan(f).sum()), int(np.isinf(f).sum())
-    if nan or inf:
-        parts = [f"{nan} NaN" if nan else "", f"{inf} inf" if inf else ""]
-        return ValueError(
-            f"frame {index} contains {' and '.join(p for p in parts if p)} value(s); images must be finite "
-            "(check the node that produced them, e.g. a VAE decode in fp16 that overflowed)"
-        )
-    lo, hi = float(f.min()), float(f.max())
-    hint = " (it looks like 0..255 data: divide by 255)" if hi > 1.0 and hi <= 255.0 and lo >= 0.0 else " (clamp them, e.g. images.clamp(0, 1))"
-    return ValueError(f"frame {index} has values in [{lo:.6g}, {hi:.6g}], outside [0, 1]; images must be in 0..1{hint}")
-
-
 # ------------------------------------------------------------------------------------------------ per-frame sums
 
 
@@ -197,10 +173,10 @@ def _check_tile(tile: np.ndarray, frame: np.ndarray, index: int) -> None:
     """
     if tile.dtype == np.float32 and tile.view(np.uint32).max() <= _ONE_BITS:
         return
-    # min/max propagate NaN, and NaN fails both comparisons, so this catches NaN, inf and out-of-range values.
-    lo, hi = tile.min(), tile.max()
-    if not (lo >= 0.0 and hi <= 1.0):
-        raise _value_error(frame, index)
+    try:
+        check_values(tile, index)
+    except ValueError:
+        raise value_error(frame, index) from None  # described over the whole frame, not the tile
 
 
 def _frame_sums(frame: np.ndarray, index: int, ws: _Workspace, hasler: bool) -> tuple:
@@ -346,7 +322,7 @@ def frame_stats(
 
         for i, frame in enumerate(frames):
             runtime.check_interrupted()
-            _check_frame(frame, i)
+            check_frame(frame, i)
             sizes.append((int(frame.shape[0]), int(frame.shape[1])))
             pending.append(pool.submit(work, i, frame))
             if len(pending) >= 2 * workers:

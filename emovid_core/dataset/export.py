@@ -112,10 +112,7 @@ def export_diffsynth(ds: Dataset, clips: Sequence[Clip], out: str | Path, link: 
     if (out / "metadata.csv").exists() and not (out / MANIFEST).exists() and not force:
         raise ValueError(f"{out / 'metadata.csv'} exists and was not written by an EmoVid export; choose a new folder "
                          "so your DiffSynth dataset is not overwritten (or pass --force to replace its files)")
-    sources = [ds.clip_path(clip) for clip in clips]
-    for clip, src in zip(clips, sources):
-        if not src.is_file():
-            raise FileNotFoundError(f"clip {clip.clip_id!r}: file {src} not found; re-index the dataset or drop the row")
+    sources = [ds.clip_file(clip) for clip in clips]
     targets = [_target(clip, src, convert_animations) for clip, src in zip(clips, sources)]
     own = _own_files(out)
     # Before anything is written: never a source clip, never a file an earlier export did not write (unless force).
