@@ -149,8 +149,9 @@ def save_safetensors(state_dict: Mapping[str, Any], path: str | os.PathLike, met
         except Exception as exc:
             if type(exc).__name__ != "SafetensorError":
                 raise
-            # safetensors reports an I/O error as "Error while serializing: IoError(Os { code: 28, ... })".
-            found = re.search(r"code: (\d+)", str(exc))
+            # safetensors reports an I/O error as "... I/O error: No space left on device (os error 28)"
+            # (older releases: "IoError(Os { code: 28, ... })"); give it its errno back.
+            found = re.search(r"(?:os error|code:) (\d+)", str(exc))
             if not found:
                 raise
             code = int(found.group(1))
