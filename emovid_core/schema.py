@@ -155,11 +155,9 @@ def snapshot(schemas: dict[str, NodeSchema] | None = None) -> dict:
 
 
 def write_snapshot(path: Path = SNAPSHOT_PATH) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snapshot(), indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
+    from .atomic import write_text
+
+    return write_text(path, json.dumps(snapshot(), indent=1, sort_keys=True) + "\n")
 
 
 def object_info(schemas: dict[str, NodeSchema] | None = None, display: dict[str, str] | None = None) -> dict:
