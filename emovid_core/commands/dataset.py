@@ -113,6 +113,7 @@ def register(sub) -> None:
     q.add_argument("--per-cell", type=int, default=10, help="benchmark clips per type × emotion (paper 10 → 240)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default=None, help="table to write (default: the root's index, rewritten atomically)")
+    q.add_argument("--force", action="store_true", help="replace an existing --out file that is not an EmoVid index")
     q.set_defaults(func=_split)
 
     q = dsub.add_parser("export", help="write a DiffSynth-Studio training folder (metadata.csv video,prompt + clips)")
@@ -228,6 +229,11 @@ def _split(args) -> int:
     if out.resolve() == ds.metadata_path.resolve() and ds.metadata_path.name not in INDEX_NAMES:
         raise ValueError(f"{ds.metadata_path} is your own table; pass --out NEW.csv (run `emovid dataset index` first "
                          "to get an index that can be rewritten)")
+    if args.out:
+        from ..atomic import check_outputs
+
+        # An index (emovid_index.csv/.jsonl) is the pack's own table: rewriting it is what split is for.
+        check_outputs([out], force=args.force, owned=lambda p: p.name in INDEX_NAMES)
     clips, report = assign_splits(ds.clips, per_cell=args.per_cell, seed=args.seed)
     write_table(out, clips)
     print(f"{report} -> {out}")
