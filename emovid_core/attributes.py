@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from . import runtime
+from .frame_check import check_frame, check_values, value_error
 
 PAPER_STRIDE = 20
 CONVERSION = "OpenCV float32 COLOR_RGB2HSV on RGB in [0,1] (H in [0,360) deg, S and V in [0,1])"
@@ -114,31 +115,6 @@ def _torch():
     return torch
 
 
-def _check_frame(frame: np.ndarray, index: int) -> None:
-    """Shape/dtype of one frame from an iterable source."""
-    if frame.ndim != 3 or frame.shape[-1] not in (3, 4):
-        raise ValueError(f"frame {index} has shape {list(frame.shape)}; expected [height, width, 3] (RGB) or [height, width, 4] (RGBA)")
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f"frame {index} is empty (shape {list(frame.shape)}); every frame needs pixels")
-    if not (frame.dtype == np.uint8 or np.issubdtype(frame.dtype, np.floating)):
-        raise ValueError(f"frame {index} has dtype {frame.dtype}; use float in 0..1 or uint8 0..255")
-
-
-def _value_error(frame: np.ndarray, index: int) -> ValueError:
-    """Explain why a float frame failed the range check (only runs on the error path, so it may be slow)."""
-    f = np.asarray(frame, dtype=np.float64)
-    nan, inf = int(np.isnan(f).sum()), int(np.isinf(f).sum())
-    if nan or inf:
-        parts = [f"{nan} NaN" if nan else "", f"{inf} inf" if inf else ""]
-        return ValueError(
-            f"frame {index} contains {' and '.join(p for p in parts if p)} value(s); images must be finite "
-            "(check the node that produced them, e.g. a VAE decode in fp16 that overflowed)"
-        )
-    lo, hi = float(f.min()), float(f.max())
-    hint = " (it looks like 0..255 data: divide by 255)" if hi > 1.0 and hi <= 255.0 and lo >= 0.0 else " (clamp them, e.g. images.clamp(0, 1))"
-    return ValueError(f"frame {index} has values in [{lo:.6g}, {hi:.6g}], outside [0, 1]; images must be in 0..1{hint}")
-
-
 # ------------------------------------------------------------------------------------------------ per-frame sums
 
 
@@ -197,10 +173,10 @@ def _check_tile(tile: np.ndarray, frame: np.ndarray, index: int) -> None:
     """
     if tile.dtype == np.float32 and tile.view(np.uint32).max() <= _ONE_BITS:
         return
-    # min/max propagate NaN, and NaN fails both comparisons, so this catches NaN, inf and out-of-range values.
-    lo, hi = tile.min(), tile.max()
-    if not (lo >= 0.0 and hi <= 1.0):
-        raise _value_error(frame, index)
+    try:
+        check_values(tile, index)
+    except ValueError:
+        raise value_error(frame, index) from None  # described over the whole frame, not the tile
 
 
 def _frame_sums(frame: np.ndarray, index: int, ws: _Workspace, hasler: bool) -> tuple:
@@ -346,7 +322,7 @@ def frame_stats(
 
         for i, frame in enumerate(frames):
             runtime.check_interrupted()
-            _check_frame(frame, i)
+            check_frame(frame, i)
             sizes.append((int(frame.shape[0]), int(frame.shape[1])))
             pending.append(pool.submit(work, i, frame))
             if len(pending) >= 2 * workers:
@@ -458,8 +434,9 @@ def clip_attributes(source, stride: int = PAPER_STRIDE) -> ClipAttributes:
     if not isinstance(source, FrameStats):
         sel = np.arange(len(stats))
     n = int(stats.pixels[sel].sum())
-    b = float(stats.sum_v[sel].sum() / n)
-    c = float(stats.sum_s[sel].sum() / n)
+    # Means of values in [0, 1] (and a resultant length) stay in [0, 1]: float sums may round a hair past it.
+    b = _unit(float(stats.sum_v[sel].sum() / n))
+    c = _unit(float(stats.sum_s[sel].sum() / n))
     ssin, scos = float(stats.sum_sin[sel].sum()), float(stats.sum_cos[sel].sum())
     phi = _circular_degrees(ssin, scos)
     return ClipAttributes(
@@ -469,7 +446,7 @@ def clip_attributes(source, stride: int = PAPER_STRIDE) -> ClipAttributes:
         brightness_raw=b,
         colorfulness_raw=c,
         hue_raw=phi,
-        hue_concentration=float(math.hypot(ssin, scos) / n),
+        hue_concentration=_unit(math.hypot(ssin, scos) / n),
         frames=tuple(int(i) for i in stats.indices[sel]),
         pixels=n,
         stride=stride,
@@ -479,15 +456,19 @@ def clip_attributes(source, stride: int = PAPER_STRIDE) -> ClipAttributes:
 # ------------------------------------------------------------------------------------------------ curves + summary
 
 
+def _unit(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
 def curves(stats: FrameStats) -> dict[str, np.ndarray]:
     """Per-frame curves: brightness (mean V), colorfulness (mean S), hue (circular mean, degrees), hue_concentration
-    (resultant length R), and hasler_colorfulness when computed."""
+    (resultant length R), and hasler_colorfulness when computed. Means and R are clamped to [0, 1] (rounding)."""
     px = stats.pixels.astype(np.float64)
     out = {
-        "brightness": stats.sum_v / px,
-        "colorfulness": stats.sum_s / px,
+        "brightness": np.clip(stats.sum_v / px, 0.0, 1.0),
+        "colorfulness": np.clip(stats.sum_s / px, 0.0, 1.0),
         "hue": np.degrees(np.arctan2(stats.sum_sin, stats.sum_cos)) % 360.0,
-        "hue_concentration": np.hypot(stats.sum_sin, stats.sum_cos) / px,
+        "hue_concentration": np.clip(np.hypot(stats.sum_sin, stats.sum_cos) / px, 0.0, 1.0),
     }
     out["hue"][out["hue"] >= 360.0] = 0.0
     if stats.hasler is not None:
@@ -520,13 +501,14 @@ def _linear_summary(x: np.ndarray, y: np.ndarray, fps: float) -> dict:
 def _hue_summary(x: np.ndarray, hue: np.ndarray, fps: float) -> dict:
     rad = np.radians(hue)
     s, c = float(np.sin(rad).mean()), float(np.cos(rad).mean())
-    r = math.hypot(s, c)
+    # Identical hues (a still clip) give R = 1 that rounding can push just above 1, where log(R) > 0 has no sqrt.
+    r = _unit(math.hypot(s, c))
     # Unwrapping makes a drift 350° → 10° a +20° change rather than -340°, so slope and extremes mean something.
     unwrapped = np.degrees(np.unwrap(rad))
     slope = _slope(x, unwrapped)
     return {
         "circular_mean": _circular_degrees(s, c),
-        "circular_std": math.degrees(math.sqrt(-2.0 * math.log(r))) if r > 0 else None,
+        "circular_std": math.degrees(math.sqrt(max(0.0, -2.0 * math.log(r)))) if r > 0 else None,
         "resultant_length": r,
         "slope_per_frame": slope,
         "slope_per_second": slope * fps,

@@ -17,6 +17,7 @@ same folder, then ``os.replace``) so a crash never leaves a half-written video u
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import math
 import os
@@ -122,7 +123,7 @@ def probe(path: str | Path, fps: float | None = None) -> VideoInfo:
 
 
 def _probe_images(p: Path, files: list[Path], fps: float | None) -> VideoInfo:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     if not files:
         raise ValueError(f"folder {str(p)!r} has no images (looked for {', '.join(IMAGE_EXTENSIONS)}); put the frames there or pass a video file")
@@ -130,7 +131,7 @@ def _probe_images(p: Path, files: list[Path], fps: float | None) -> VideoInfo:
     if not math.isfinite(rate) or rate <= 0:
         raise ValueError(f"fps={fps!r} for image folder {str(p)!r} must be a positive number, e.g. 16")
     try:
-        with Image.open(files[0]) as im:
+        with open_image(files[0]) as im:
             w, h = im.size
             alpha = _mode_has_alpha(im)
     except (UnidentifiedImageError, OSError) as exc:
@@ -143,11 +144,11 @@ def _mode_has_alpha(im) -> bool:
 
 
 def _probe_pillow(p: Path) -> VideoInfo:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     kind = "gif" if p.suffix.lower() == ".gif" else "webp"
     try:
-        with Image.open(p) as im:
+        with open_image(p) as im:
             n = int(getattr(im, "n_frames", 1))
             w, h = im.size
             alpha = _mode_has_alpha(im)
@@ -366,11 +367,33 @@ def check_memory(frames: int, width: int, height: int, path: str | Path = "", ma
     need = int(frames) * int(width) * int(height) * 3 * 4
     limit = int(max_bytes) if max_bytes is not None else available_memory() // 2
     if need > limit:
-        raise ValueError(
-            f"decoding {frames} frames of {width}x{height} from {str(path)!r} needs about {need / 2**30:.2f} GiB as an "
-            f"IMAGE, over the limit of {limit / 2**30:.2f} GiB; lower max_frames, raise every_nth or set a smaller size"
-        )
+        raise _memory_error(f"{frames} frames of {width}x{height}", path, need, limit)
     return need
+
+
+def _memory_error(what: str, path: str | Path, need: int, limit: int,
+                  fix: str = "lower max_frames, raise every_nth or set a smaller size") -> ValueError:
+    return ValueError(f"decoding {what} from {str(path)!r} needs about {need / 2**30:.2f} GiB as an IMAGE, over the limit "
+                      f"of {limit / 2**30:.2f} GiB; {fix}")
+
+
+@contextlib.contextmanager
+def open_image(path: str | Path):
+    """``PIL.Image.open`` whose decompression-bomb refusal (an image too large to decode) is the memory message
+    huge videos get, instead of Pillow's raw exception."""
+    from PIL import Image
+
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(found.group(1)) if found else 0
+        limit = 2 * int(Image.MAX_IMAGE_PIXELS or 0)
+        raise _memory_error(f"an image of {pixels:,} pixels" if pixels else "an image", path, pixels * 12, limit * 12,
+                            f"Pillow refuses images over {limit:,} pixels (a decompression-bomb guard); resize the "
+                            "image to a frame size a video model uses (e.g. 832x480)") from None
+    with im:
+        yield im
 
 
 # ------------------------------------------------------------------------------------------------- decoding
@@ -483,14 +506,14 @@ def _iter_planned(info: VideoInfo, idx: list[int], out_size, crop, bg) -> Iterat
 
 
 def _decode_images(info: VideoInfo, idx: list[int], bg) -> Iterator[np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     last_i, last = -1, None
     for i in idx:
         if i != last_i:
             f = info.files[i]
             try:
-                with Image.open(f) as im:
+                with open_image(f) as im:
                     last = _pil_to_rgb(im, bg)
             except (UnidentifiedImageError, OSError) as exc:
                 raise ValueError(f"cannot read image {str(f)!r}: {exc}; remove or re-save the file") from None
@@ -502,10 +525,10 @@ def _decode_images(info: VideoInfo, idx: list[int], bg) -> Iterator[np.ndarray]:
 
 
 def _decode_pillow(info: VideoInfo, idx: list[int], bg) -> Iterator[np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(info.path) as im:
+        with open_image(info.path) as im:
             last_i, last = -1, None
             for i in idx:
                 if i != last_i:
@@ -716,10 +739,16 @@ def image_to_uint8(image) -> np.ndarray:
 
 
 def _as_frame(frame, i: int) -> np.ndarray:
-    arr = image_to_uint8(frame)
-    if arr.ndim != 3 or arr.shape[-1] not in (3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"frame {i} has shape {list(arr.shape)}; frames must be [H, W, 3] (RGB) or [H, W, 4] (RGBA)")
-    return arr
+    """One frame to encode, checked exactly as Frame Attributes checks it (NaN/inf/out-of-range floats refused)."""
+    from .frame_check import check_frame, check_values
+
+    if hasattr(frame, "detach"):
+        frame = frame.detach().to("cpu")
+        frame = (frame.float() if frame.dtype.is_floating_point else frame).numpy()  # bfloat16 has no numpy dtype
+    arr = np.asarray(frame)
+    check_frame(arr, i)
+    check_values(arr, i)
+    return image_to_uint8(arr)
 
 
 def _frame_source(frames) -> Iterable:

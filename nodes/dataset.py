@@ -149,7 +149,7 @@ class EmoVidSampleClip:
             if index >= len(ordered):
                 raise ValueError(f"index {index} is past the {len(ordered)} clip(s) left after the filters (mode {mode}); use 0..{len(ordered) - 1}")
             clip = ordered[index]
-        path = ds.clip_path(clip)
+        path = ds.clip_file(clip)  # a missing file: the clip id, its path and "re-index", not a raw [Errno 2]
         st = path.stat()
         key = (str(path), st.st_mtime_ns, st.st_size, ds.mtime_ns, clip.clip_id, repr(opts))
         hit = self._cache.get(key)

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-import pytest
+# A new machine for every cache, in one place, before anything imports the pack (or torch, diffusers, matplotlib):
+# the pack's own cache (the tiny models), Hugging Face's and every XDG cache (matplotlib's font list, torch's) live in
+# one temporary folder made for this session and removed after it. The suite never reads or writes the user's
+# ~/.cache, so a model left there by an earlier run can never make a red run green (tests/test_new_machine.py).
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="emovid-test-cache-"))
+atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
+os.environ["EMOVID_CACHE"] = str(TEST_CACHE / "emovid")
+os.environ["HF_HOME"] = str(TEST_CACHE / "huggingface")
+os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE / "xdg")
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 
 import pytest
@@ -22,14 +21,6 @@ from emovid_core.wan.tiny import TINY_CONFIGS, ensure_tiny, export_single_files,
 from emovid_core.wan.variants import DATA_DIR, get_variant, match_variant, transformer_arch
 
 CAPTION = "A man walks his dog along a beach."
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cache(tmp_path_factory):
-    """Build the tiny models in a test cache unless the caller points EMOVID_CACHE somewhere already."""
-    if "EMOVID_CACHE" not in os.environ:
-        os.environ["EMOVID_CACHE"] = str(tmp_path_factory.mktemp("emovid_cache"))
-    yield
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
@@ -13,9 +12,8 @@ from emovid_core.video_io import probe, read_frames
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _env(tmp_path_factory):
-    if "EMOVID_CACHE" not in os.environ:
-        os.environ["EMOVID_CACHE"] = str(tmp_path_factory.mktemp("emovid_cache"))
+def _env():
+    # The tiny models are built in the session's test cache (conftest), never in ~/.cache.
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is faster and steadier on a shared machine
     yield

@@ -65,7 +65,7 @@ def decode_clip(ds: Dataset, clip: Clip, options: DecodeOptions | None = None) -
     from .. import video_io
 
     opts = (options or DecodeOptions()).check()
-    path = ds.clip_path(clip)
+    path = ds.clip_file(clip)
     info = video_io.probe(path)
     if info.frames < 1:
         raise ValueError(f"clip {clip.clip_id!r} ({path}) has no frames; re-export it or drop its row")

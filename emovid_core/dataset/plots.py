@@ -164,17 +164,16 @@ def render_plots(stats: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def save_plots(stats: dict, folder: str | Path, prefix: str = "dataset_") -> list[Path]:
-    """Write the four plots as PNGs (atomically) and return their paths."""
+def save_plots(stats: dict, folder: str | Path, prefix: str = "dataset_", force: bool = False) -> list[Path]:
+    """Write the four plots as PNGs (atomically) and return their paths; existing files are replaced only with ``force``."""
     from PIL import Image
 
+    from ..atomic import atomic_path, check_outputs
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, rgb in render_plots(stats).items():
-        path = folder / f"{prefix}{name}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(rgb).save(tmp, format="PNG")
-        tmp.replace(path)
-        paths.append(path)
-    return paths
+    plots = {folder / f"{prefix}{name}.png": rgb for name, rgb in render_plots(stats).items()}
+    check_outputs(plots, force=force)
+    for path, rgb in plots.items():
+        with atomic_path(path) as tmp:
+            Image.fromarray(rgb).save(tmp, format="PNG")
+    return list(plots)

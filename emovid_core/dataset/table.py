@@ -145,6 +145,14 @@ class Dataset:
         """The clip's file; ValueError when its path (or a symlink) leaves the root."""
         return resolve_clip_path(self.root, clip.path)
 
+    def clip_file(self, clip: Clip) -> Path:
+        """:meth:`clip_path`, refused with the clip id, the path and the fix when the file is gone."""
+        path = self.clip_path(clip)
+        if not path.is_file():
+            raise FileNotFoundError(f"clip {clip.clip_id!r}: file {path} not found (moved or deleted since the table was "
+                                    f"written); re-index the dataset (`emovid dataset index {self.root}`) or drop the row")
+        return path
+
     def has_column(self, name: str) -> bool:
         return name in self.columns
 

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text
+
 TINY_NOTE = (
     "NOTE: the built-in Wan2.1 model is tiny and has RANDOM weights, so the generated video is noise. "
     "It shows that every step runs; for real videos pass --wan-folder <diffusers Wan2.1-I2V-14B-480P folder> "
@@ -147,7 +149,7 @@ def run_demo(
     per_emotion = attributes.emotion_stats_from_dataset(stats)
     comparison = attributes.compare_to_emotion_stats(gen_report.clip, per_emotion)
     src_comparison = attributes.compare_to_emotion_stats(src_report.clip, per_emotion)
-    for path in save_plots(stats, out / "dataset_plots"):
+    for path in save_plots(stats, out / "dataset_plots", force=True):  # the demo refreshes its own folder
         files[path.stem] = path
     log(f"[7/8] generated {gen_report.summary_line('video')}; nearest emotion by attributes: "
         f"{comparison['nearest']} (source clip: {src_comparison['nearest']}, target: {emotion})")
@@ -171,9 +173,7 @@ def run_demo(
         "note": TINY_NOTE if not wan_folder else "",
     }
     report_path = out / "demo_report.json"
-    tmp = report_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=str))
-    tmp.replace(report_path)
+    write_text(report_path, json.dumps(report, indent=1, default=str))
     seconds = time.perf_counter() - t0
     log(f"[8/8] report: {report_path}")
     return DemoResult(out=out, report_path=report_path, files=files, report=report, seconds=seconds)

@@ -25,7 +25,7 @@ from typing import Callable, Mapping
 import torch
 
 from .. import wan_layout as wl
-from .model import LoraError, LoraModule, UnsupportedLoraError, WanLora
+from .model import LoraError, LoraModule, NonFiniteLoraError, UnsupportedLoraError, WanLora
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pt2")
 METADATA_KEY = "lora_adapter_metadata"  # diffusers/peft LoraConfig JSON in the safetensors header
@@ -277,8 +277,12 @@ def _pattern_matches(pattern: str, name: str) -> bool:
 
 
 def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None,
-              path: str | Path | None = None) -> WanLora:
-    """Turn a LoRA state dict in any supported format into a :class:`WanLora` (tensors shared, not copied)."""
+              path: str | Path | None = None, check_finite: bool = True) -> WanLora:
+    """Turn a LoRA state dict in any supported format into a :class:`WanLora` (tensors shared, not copied).
+
+    A weight or alpha holding NaN/inf is refused (:class:`NonFiniteLoraError`, modules named) unless
+    ``check_finite=False``, which only records them in ``WanLora.non_finite`` (``emovid lora inspect``).
+    """
     metadata = dict(metadata or {})
     where = Path(path).name if path is not None else "LoRA"
     for marker, fmt_name in _REFUSED:
@@ -357,9 +361,22 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
                         f"supported spellings: {', '.join(f.example for f in FORMATS.values())}")
     strong = {f for f, n in formats.items() if n >= 1000} or set(formats)
     fmt = next(iter(strong)) if len(strong) == 1 else "mixed(" + "+".join(sorted(strong)) + ")"
+    # One reduction per tensor just read: NaN/inf would be applied silently and give a black video.
+    bad = {name: parts for name, mod in modules.items() if (parts := mod.non_finite_parts())}
+    if bad and check_finite:
+        raise NonFiniteLoraError(f"{where}: {describe_non_finite(bad)}; the file is corrupt or its training diverged "
+                                 "(use an earlier checkpoint or retrain with a lower learning rate)")
     return WanLora(modules=dict(sorted(modules.items(), key=lambda kv: _module_sort_key(kv[0]))), source_format=fmt,
                    metadata=metadata, path=Path(path) if path is not None else None, unused_keys=unused,
-                   num_file_keys=len(tensors))
+                   num_file_keys=len(tensors), non_finite=dict(sorted(bad.items(), key=lambda kv: _module_sort_key(kv[0]))))
+
+
+def describe_non_finite(bad: Mapping[str, list[str]], limit: int = 8) -> str:
+    """``2 module(s) hold NaN or inf: blocks.0.self_attn.q (up, alpha), ...`` for an error or a report line."""
+    names = sorted(bad, key=_module_sort_key)
+    shown = ", ".join(f"{n} ({', '.join(bad[n])})" for n in names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{len(names)} module(s) hold NaN or inf values: {shown}{more}"
 
 
 def _meta_stem(stem: str) -> str:
@@ -374,12 +391,15 @@ def _module_sort_key(name: str):
     return (0 if idx is not None else 1, idx or 0, name)
 
 
-def load_lora(source: str | Path | WanLora) -> WanLora:
-    """Read and normalise a LoRA file (safetensors only); a :class:`WanLora` is returned unchanged."""
+def load_lora(source: str | Path | WanLora, check_finite: bool = True) -> WanLora:
+    """Read and normalise a LoRA file (safetensors only); a :class:`WanLora` is returned unchanged.
+
+    NaN/inf weights or alphas are refused (see :func:`normalize`) unless ``check_finite=False``.
+    """
     if isinstance(source, WanLora):
         return source
     tensors, metadata = read_safetensors(source)
-    return normalize(tensors, metadata, path=Path(source).expanduser())
+    return normalize(tensors, metadata, path=Path(source).expanduser(), check_finite=check_finite)
 
 
 # ---------------------------------------------------------------------------------------------- writing

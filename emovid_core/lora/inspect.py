@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .. import wan_layout as wl
-from .formats import FORMATS, METADATA_KEY
+from .formats import FORMATS, METADATA_KEY, describe_non_finite
 from .model import WanLora
 from .validate import lora_width
 
@@ -38,6 +38,7 @@ class LoraInfo:
     dtypes: list[str]
     unused_keys: dict[str, str]
     metadata: dict[str, str] = field(default_factory=dict)
+    non_finite: dict[str, list[str]] = field(default_factory=dict)  # module -> parts holding NaN/inf
 
     @property
     def block_count(self) -> int:
@@ -58,6 +59,8 @@ class LoraInfo:
             f"targets: {', '.join(self.targets)}",
             f"parameters: {self.parameters:,} ({self.nbytes / 1e6:.1f} MB, {', '.join(self.dtypes)})",
         ]
+        if self.non_finite:
+            out.append(f"NOT USABLE: {describe_non_finite(self.non_finite)} (loading refuses this file)")
         if self.full_deltas:
             out.append(f"full-weight/bias deltas (.diff/.diff_b): {self.full_deltas} module(s)")
         if self.unused_keys:
@@ -112,4 +115,5 @@ def inspect_lora(lora: WanLora) -> LoraInfo:
         full_deltas=sum(1 for m in mods if m.diff is not None or m.diff_b is not None),
         parameters=sum(t.numel() for m in mods for t in (m.down, m.up, m.diff, m.diff_b) if t is not None),
         nbytes=lora.nbytes(), dtypes=dtypes, unused_keys=dict(lora.unused_keys), metadata=dict(lora.metadata),
+        non_finite={k: list(v) for k, v in lora.non_finite.items()},
     )

@@ -9,6 +9,7 @@ means alpha = rank (scale 1) in both.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,18 @@ class LoraError(ValueError):
 
 class UnsupportedLoraError(LoraError):
     """The file is a LoRA variant (LoKr, LoHa, DoRA, ...) EmoVid does not apply."""
+
+
+class NonFiniteLoraError(LoraError):
+    """A weight or alpha holds NaN or inf: applied, it would turn every generated frame black."""
+
+
+def _finite(t: torch.Tensor) -> bool:
+    if not t.is_floating_point():
+        return True
+    if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        t = t.float()  # fp8 and friends: isfinite has no kernel for them
+    return bool(torch.isfinite(t).all())
 
 
 class LoraMismatchError(LoraError):
@@ -87,6 +100,14 @@ class LoraModule:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.down, self.up, self.diff, self.diff_b) if t is not None)
 
+    def non_finite_parts(self) -> list[str]:
+        """The parts holding NaN or inf (``down``, ``up``, ``alpha``, ``diff``, ``diff_b``): one pass per tensor."""
+        bad = [part for part in ("down", "up", "diff", "diff_b")
+               if getattr(self, part) is not None and not _finite(getattr(self, part))]
+        if self.alpha is not None and not math.isfinite(self.alpha):
+            bad.append("alpha")
+        return bad
+
 
 @dataclass
 class WanLora:
@@ -100,6 +121,7 @@ class WanLora:
     # file is either a part of one module (LoraModule.source_keys) or listed here.
     unused_keys: dict[str, str] = field(default_factory=dict)
     num_file_keys: int = 0
+    non_finite: dict[str, list[str]] = field(default_factory=dict)  # module -> parts holding NaN/inf
 
     @property
     def name(self) -> str:

@@ -130,7 +130,10 @@ def to_pil(image):
         p = Path(image)
         if not p.is_file():
             raise FileNotFoundError(f"start image {str(p)!r} not found")
-        return Image.open(p).convert("RGB")
+        from ..video_io import open_image
+
+        with open_image(p) as im:  # a huge image gets the memory message, not Pillow's bomb exception
+            return im.convert("RGB")
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     arr = image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image)

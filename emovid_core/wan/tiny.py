@@ -17,6 +17,7 @@ import os
 import shutil
 import string
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from .variants import Variant, register_variant
@@ -52,6 +53,7 @@ _CHARS = list(string.ascii_lowercase + string.digits + ".,;:!?'\"-()")
 
 
 def cache_root() -> Path:
+    """The pack's cache folder, read from the environment on every call (so a changed ``EMOVID_CACHE`` is honoured)."""
     root = os.environ.get("EMOVID_CACHE")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "emovid"
 
@@ -78,17 +80,20 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"tiny pipeline kind {kind!r} is not 't2v' or 'i2v'")
 
 
+def _component_dir(kind: str, component: str) -> Path:
+    return tiny_dir(kind) / component
+
+
 def register_tiny_variants() -> None:
     """Make ``tiny-t2v`` / ``tiny-i2v`` known to variant detection (config folders are the cache folders)."""
     t = TINY_CONFIGS["transformer_t2v"]
     dim = t["num_attention_heads"] * t["attention_head_dim"]
     for kind in ("t2v", "i2v"):
-        folder = cache_root() / "tiny" / f"{kind}-{_key(kind)}"
         comps = ["transformer", "vae", "scheduler", "text_encoder"] + (["image_encoder", "image_processor"] if kind == "i2v" else [])
         register_variant(Variant(
             name=f"tiny-{kind}", kind=kind, label=f"tiny random Wan2.1 {kind.upper()} (tests)", dim=dim,
             in_dim=36 if kind == "i2v" else 16, ffn_dim=t["ffn_dim"], num_layers=t["num_layers"], defaults=dict(TINY_DEFAULTS),
-            config_dirs={c: folder / c for c in comps}, tiny=True,
+            config_dirs={c: partial(_component_dir, kind, c) for c in comps}, tiny=True,
         ))
 
 

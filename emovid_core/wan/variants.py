@@ -35,7 +35,9 @@ class Variant:
     ffn_dim: int
     num_layers: int
     defaults: dict = field(default_factory=dict, hash=False, compare=False)
-    config_dirs: dict = field(default_factory=dict, hash=False, compare=False)  # component -> folder
+    # component -> folder, or a function giving it: the tiny variants' folders live in a cache whose location is
+    # decided when a config is read ($EMOVID_CACHE may change after registration), never captured up front.
+    config_dirs: dict = field(default_factory=dict, hash=False, compare=False)
     comfy_file: str = ""
     hf_repo: str = ""
     tiny: bool = False
@@ -43,7 +45,8 @@ class Variant:
     def config_dir(self, component: str) -> Path:
         if component not in self.config_dirs:
             raise KeyError(f"variant {self.name!r} has no {component} config")
-        return Path(self.config_dirs[component])
+        folder = self.config_dirs[component]
+        return Path(folder() if callable(folder) else folder)
 
     def config(self, component: str) -> dict:
         return json.loads((self.config_dir(component) / CONFIG_FILES[component]).read_text())

@@ -22,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG plot of the curves (one PATH only)")
     p.add_argument("--fast", action="store_true", help="decode only the sampled frames (B/C/H unchanged; curves only at those frames)")
     p.add_argument("--no-hasler", action="store_true", help="skip the Hasler-Suesstrunk colorfulness curve (a little faster)")
+    p.add_argument("--force", action="store_true", help="replace an existing --json/--plot file")
     p.set_defaults(func=_analyze)
 
 
@@ -30,6 +31,7 @@ def _analyze(args) -> int:
     from pathlib import Path
 
     from ... import attributes, video_io
+    from ...atomic import check_outputs
 
     if args.stride < 1:
         raise ValueError(f"--stride {args.stride} must be >= 1 (the paper samples every 20th frame: --stride 20)")
@@ -37,6 +39,7 @@ def _analyze(args) -> int:
         raise ValueError(f"--plot writes one PNG but {len(args.paths)} paths were given; run analyze once per clip to plot each")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot {args.plot!r} must end in .png")
+    check_outputs([o for o in (args.json_out, args.plot) if o], inputs=args.paths, force=args.force)
     reports = []
     for path in args.paths:
         info = video_io.probe(path, fps=args.fps)

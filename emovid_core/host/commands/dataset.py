@@ -49,6 +49,17 @@ def _trace_text(trace) -> str:
     return " → ".join([str(trace[0][1])] + [f"{name} {n}" for name, n in trace[1:]])
 
 
+def _add_force(p) -> None:
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+
+
+def _check_outputs(args, ds, *outputs) -> None:
+    """Refuse outputs that are the table being read, or existing files, unless --force (see emovid_core.atomic)."""
+    from ...atomic import check_outputs
+
+    check_outputs([o for o in outputs if o], inputs=[ds.metadata_path], force=args.force)
+
+
 def register(sub) -> None:
     p = sub.add_parser("dataset", help="EmoVid dataset tools: index, stats, filter, sample, split, export, make-sample")
     dsub = p.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND")
@@ -71,6 +82,7 @@ def register(sub) -> None:
     q.add_argument("--plots", default=None, metavar="DIR", help="write the four PNG plots into DIR")
     q.add_argument("--bins", type=int, default=11, help="bins over [0,1] for the positive-share curves (default 11: 0.0..1.0)")
     q.add_argument("--consecutive-only", action="store_true", help="Markov: count only segment n → n+1 (no gaps bridged)")
+    _add_force(q)
     _add_filters(q)
     q.set_defaults(func=_stats)
 
@@ -79,6 +91,7 @@ def register(sub) -> None:
     q.add_argument("--metadata", default=None)
     q.add_argument("--out", default=None, help="write the kept rows to this .csv/.jsonl (a new file)")
     q.add_argument("--list", action="store_true", help="print the kept clip ids")
+    _add_force(q)
     _add_filters(q)
     q.set_defaults(func=_filter)
 
@@ -90,6 +103,7 @@ def register(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--per-cell", type=int, default=10, help="benchmark: human-labelled clips per type × emotion (paper 10)")
     q.add_argument("--json", dest="json_out", default=None, help="write the drawn rows as JSON")
+    _add_force(q)
     _add_filters(q)
     q.set_defaults(func=_sample)
 
@@ -99,6 +113,7 @@ def register(sub) -> None:
     q.add_argument("--per-cell", type=int, default=10, help="benchmark clips per type × emotion (paper 10 → 240)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default=None, help="table to write (default: the root's index, rewritten atomically)")
+    q.add_argument("--force", action="store_true", help="replace an existing --out file that is not an EmoVid index")
     q.set_defaults(func=_split)
 
     q = dsub.add_parser("export", help="write a DiffSynth-Studio training folder (metadata.csv video,prompt + clips)")
@@ -108,6 +123,8 @@ def register(sub) -> None:
     q.add_argument("--format", choices=["diffsynth"], default="diffsynth")
     q.add_argument("--link", choices=["symlink", "hardlink", "copy"], default="symlink")
     q.add_argument("--no-convert", action="store_true", help="keep GIF/WebP as they are (DiffSynth cannot read them)")
+    q.add_argument("--force", action="store_true",
+                   help="replace files at target names that an earlier export did not write (they are listed otherwise)")
     _add_filters(q)
     q.set_defaults(func=_export)
 
@@ -141,6 +158,7 @@ def _stats(args) -> int:
     from ...dataset.table import atomic_write_text
 
     ds = _load(args)
+    _check_outputs(args, ds, args.json_out)
     clips, trace = _selected(args, ds)
     stats = compute_stats(clips, bins=args.bins, consecutive_only=args.consecutive_only)
     stats["selection"] = _trace_text(trace)
@@ -151,25 +169,22 @@ def _stats(args) -> int:
     if args.plots:
         from ...dataset.plots import save_plots
 
-        for p in save_plots(stats, args.plots):
+        for p in save_plots(stats, args.plots, force=args.force):
             print(f"wrote {p}")
     return 0
 
 
 def _filter(args) -> int:
     ds = _load(args)
+    _check_outputs(args, ds, args.out)
     clips, trace = _selected(args, ds)
     print(_trace_text(trace))
     if args.list:
         for c in clips:
             print(c.clip_id)
     if args.out:
-        from pathlib import Path
-
         from ...dataset.table import write_table
 
-        if Path(args.out).resolve() == ds.metadata_path.resolve():
-            raise ValueError(f"--out {args.out!r} is the table being read; write the selection to a new file")
         write_table(args.out, clips)
         print(f"wrote {len(clips)} row(s) to {args.out}")
     return 0
@@ -179,6 +194,7 @@ def _sample(args) -> int:
     from ...dataset import sampling
 
     ds = _load(args)
+    _check_outputs(args, ds, args.json_out)
     clips, trace = _selected(args, ds)
     if args.mode == "random":
         drawn = sampling.sample_random(clips, args.n, args.seed)
@@ -213,6 +229,11 @@ def _split(args) -> int:
     if out.resolve() == ds.metadata_path.resolve() and ds.metadata_path.name not in INDEX_NAMES:
         raise ValueError(f"{ds.metadata_path} is your own table; pass --out NEW.csv (run `emovid dataset index` first "
                          "to get an index that can be rewritten)")
+    if args.out:
+        from ...atomic import check_outputs
+
+        # An index (emovid_index.csv/.jsonl) is the pack's own table: rewriting it is what split is for.
+        check_outputs([out], force=args.force, owned=lambda p: p.name in INDEX_NAMES)
     clips, report = assign_splits(ds.clips, per_cell=args.per_cell, seed=args.seed)
     write_table(out, clips)
     print(f"{report} -> {out}")
@@ -225,7 +246,7 @@ def _export(args) -> int:
     ds = _load(args)
     clips, trace = _selected(args, ds)
     report = export_diffsynth(ds, clips, args.out, link=args.link, convert_animations=not args.no_convert,
-                              description=_trace_text(trace))
+                              description=_trace_text(trace), force=args.force)
     print(report)
     return 0
 

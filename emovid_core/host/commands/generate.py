@@ -45,6 +45,7 @@ def register(sub) -> None:
     o.add_argument("--out", default="output/emovid_wan.mp4", help="video file to write (.mp4, .webm, .gif, .webp)")
     o.add_argument("--fps", type=float, default=16.0, help="frame rate of the written video (Wan2.1: 16)")
     o.add_argument("--json", dest="json_out", default=None, help="also write a JSON summary (prompts, settings, timing)")
+    o.add_argument("--force", action="store_true", help="replace an existing --out/--json file")
     p.set_defaults(func=_run)
 
 
@@ -69,6 +70,7 @@ def _run(args) -> int:
     import os
     from pathlib import Path
 
+    from ...atomic import check_outputs, write_text
     from ...video_io import write_video
     from ...wan.generation import check_settings, generate
     from ...wan.loading import load_pipeline
@@ -85,6 +87,8 @@ def _run(args) -> int:
     if args.image is not None and not Path(args.image).is_file():
         raise FileNotFoundError(f"--image {args.image!r} not found")
     stack = [parse_lora(s, i) for i, s in enumerate(args.lora)]
+    inputs = [args.image, args.transformer, args.vae, args.text_encoder, args.clip_vision, *(s[0] for s in stack)]
+    check_outputs([o for o in (args.out, args.json_out) if o], inputs=[i for i in inputs if i], force=args.force)
     source = f"tiny-{args.tiny}" if args.tiny else "diffusers folder" if args.diffusers else "single files"
     handle = load_pipeline(source, folder=args.diffusers, transformer=args.transformer, vae=args.vae, text_encoder=args.text_encoder,
                            tokenizer=args.tokenizer, image_encoder=args.clip_vision, variant=args.variant, dtype=args.dtype,
@@ -105,9 +109,5 @@ def _run(args) -> int:
             "loras": [str(x) for x in result.loras], "seconds": result.seconds, "seconds_per_step": result.seconds_per_step,
             "model": handle.summary(),
         }
-        p = Path(args.json_out)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-        tmp.replace(p)
+        write_text(args.json_out, json.dumps(summary, indent=2, ensure_ascii=False))
     return 0

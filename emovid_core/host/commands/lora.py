@@ -33,7 +33,7 @@ def _inspect(args) -> int:
     from ...lora import LoraMismatchError, ShapeSpec, inspect_lora, load_lora, validate
     from ...wan_layout import VARIANTS
 
-    lora = load_lora(args.file)
+    lora = load_lora(args.file, check_finite=False)  # report NaN/inf values instead of refusing the file
     info = inspect_lora(lora)
     spec = None
     if args.check:
@@ -51,9 +51,9 @@ def _inspect(args) -> int:
         print(info)  # before the check, so a mismatch still shows what the file is
         if spec is not None:
             print(validate(lora, spec))  # a width mismatch raises: exit status 2 with the message
-        return 0
+        return 2 if info.non_finite else 0
     out = info.to_json()
-    status = 0
+    status = 2 if info.non_finite else 0
     if spec is not None:
         try:
             report = validate(lora, spec)
@@ -68,13 +68,11 @@ def _inspect(args) -> int:
 def _convert(args) -> int:
     from pathlib import Path
 
+    from ...atomic import check_outputs
     from ...lora import CONVERT_TARGETS, inspect_lora, load_lora, write_lora
 
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise ValueError(f"{out} exists; pass --force to overwrite it")
-    if out.resolve() == Path(args.input).resolve():
-        raise ValueError("OUTPUT is the input file; write the converted LoRA to a new path")
+    check_outputs([out], inputs=[args.input], force=args.force)
     lora = load_lora(args.input)
     notes = write_lora(lora, out, CONVERT_TARGETS[args.to], metadata={"emovid_converted_from": lora.source_format})
     info = inspect_lora(load_lora(out))

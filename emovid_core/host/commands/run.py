@@ -28,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--disable-metadata", action="store_true",
                    help="do not embed the workflow in saved PNGs (ComfyUI's --disable-metadata)")
     p.add_argument("--json", dest="json_out", default=None, help="also write the run summary (ui dicts, files) to this JSON file")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_run)
 
 
@@ -36,9 +37,12 @@ def _run(args) -> int:
     from pathlib import Path
 
     from ... import runtime
+    from ...atomic import check_outputs, write_text
     from ..cli import CLIError
     from ..graph import NeedsComfyUIError, apply_overrides, load_workflow, run_workflow
 
+    if args.json_out:
+        check_outputs([args.json_out], inputs=[args.workflow], force=args.force)
     wf = apply_overrides(load_workflow(args.workflow), args.set)
     old = os.environ.get("EMOVID_MODELS_DIR")
     if args.models:
@@ -64,5 +68,5 @@ def _run(args) -> int:
         print(f"wrote {f}")
     if args.json_out:
         summary = {"ui": result.ui, "files": [str(f) for f in result.files], "seconds": result.seconds}
-        Path(args.json_out).write_text(json.dumps(summary, indent=2, default=str))
+        write_text(args.json_out, json.dumps(summary, indent=2, default=str))
     return 0

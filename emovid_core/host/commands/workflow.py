@@ -18,6 +18,7 @@ def register(sub) -> None:
                                     "ComfyUI 0.3.64 and EmoVid nodes from their own classes.")
     t.add_argument("ui_json", help="UI-format workflow file")
     t.add_argument("-o", "--output", default=None, help="write here (default: print to stdout)")
+    t.add_argument("--force", action="store_true", help="replace an existing OUTPUT file")
     schema_args(t)
     t.set_defaults(func=_to_api)
 
@@ -47,9 +48,12 @@ def _to_api(args) -> int:
     import json
     import sys
 
+    from ...atomic import check_outputs
     from ..graph import load_workflow
     from ..workflow_convert import ui_to_api, write_json_atomic
 
+    if args.output:
+        check_outputs([args.output], inputs=[args.ui_json, *filter(None, [args.object_info])], force=args.force)
     api = ui_to_api(load_workflow(args.ui_json), _schemas(args), source=args.ui_json)
     if args.output:
         write_json_atomic(args.output, api)
