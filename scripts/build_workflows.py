@@ -248,12 +248,12 @@ def i2v(info) -> dict:
     shift = g.add("ModelSamplingSD3", {"shift": 8.0}, "load", "Load models")
     clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, "load", "Load models")
     enc = g.add("EmoVidEmotionEncode", {"caption": "", "emotion": "contentment"}, "condition",
-                "Caption + emotion, start frame")
+                "Caption + emotion")
     cvl = g.add("CLIPVisionLoader", {"clip_name": CLIP_VISION}, "load", "Load models")
-    cve = g.add("CLIPVisionEncode", {"crop": "none"}, "condition", "Caption + emotion, start frame")
+    cve = g.add("CLIPVisionEncode", {"crop": "none"}, "condition", "Start frame")
     vae = g.add("VAELoader", {"vae_name": VAE}, "load", "Load models")
     w2v = g.add("WanImageToVideo", {"width": 512, "height": 512, "length": 33, "batch_size": 1}, "condition",
-                "Caption + emotion, start frame")
+                "Start frame")
     ks = g.add("KSampler", {"seed": 20251125, "steps": 20, "cfg": 6.0, "sampler_name": "uni_pc", "scheduler": "simple",
                             "denoise": 1.0}, "sample", controls={"seed": "randomize"})
     dec = g.add("VAEDecode", stage="decode")
@@ -261,7 +261,7 @@ def i2v(info) -> dict:
     cv = g.add("CreateVideo", {"fps": 16.0}, "save", "Save video")
     save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_i2v", "format": "auto", "codec": "auto"}, "save",
                  "Save video")
-    prev = g.add("PreviewImage", stage="condition", group="Caption + emotion, start frame", title="Start frame")
+    prev = g.add("PreviewImage", stage="condition", group="Start frame", title="Start frame preview")
     g.note("Model files", MODELS_NOTE, last=True)
     g.connect(ds, "dataset", clipsel, "dataset")
     g.connect(unet, "MODEL", lora, "model")

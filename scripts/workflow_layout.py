@@ -123,10 +123,10 @@ def frontend_size(shape: NodeShape) -> tuple[int, int]:
 def markdown_height(text: str, width: float) -> float:
     """Height the Markdown note widget needs to show ``text`` without scrolling, at ``width`` px wide.
 
-    The note renders with the textarea font size (10 px Arial) and browser-default block styles: h1 2em,
-    h2 1.5em, paragraph and list margins 1em, list indent 40 px, line height 1.15; 0.5em padding. Line
-    wrapping is measured with the Arial widths; the result is padded by 15 % because bold and code runs are
-    wider than the plain glyphs counted here.
+    The note renders with the textarea font size (10 px Arial) and browser-default block styles: h1 2em bold,
+    h2 1.5em bold, paragraph and list margins 1em, list indent 40 px, line height 1.15; 0.5em padding. Lines
+    wrap by the Arial widths (bold 10 % wider). Checked against the text heights frontend 1.27.10 renders
+    (scripts/frontend_check.py): this estimate is 4-24 % above them.
     """
     px = MARKDOWN_FONT_PX
     inner = width - 2 * 0.5 * px - 12  # padding and the scrollbar gutter
@@ -136,31 +136,31 @@ def markdown_height(text: str, width: float) -> float:
         if not line:
             in_list = False
             continue
-        size, indent, margin = px, 0.0, px
+        size, indent, margin, bold = px, 0.0, px, 1.0
         if line.startswith("## "):
-            size, line, margin = px * 1.5, line[3:], px * 1.5 * 0.83
+            size, line, margin, bold = px * 1.5, line[3:], px * 1.5 * 0.83, 1.1
         elif line.startswith("# "):
-            size, line, margin = px * 2, line[2:], px * 2 * 0.67
+            size, line, margin, bold = px * 2, line[2:], px * 2 * 0.67, 1.1
         elif line.startswith("- "):
             indent, line = 40.0, line[2:]
             margin = 0 if in_list else px
             in_list = True
-        plain = line.replace("**", "").replace("`", "")
-        words, lines, cur = plain.split(" "), 1, 0.0
-        for word in words:
-            w = text_width(word + " ", size)
+        lines, cur = 1, 0.0
+        for word in line.replace("**", "").replace("`", "").split(" "):
+            w = text_width(word + " ", size) * bold
             if cur and cur + w > inner - indent:
                 lines, cur = lines + 1, w
             else:
                 cur += w
         total += lines * size * 1.15 + margin
-    return total * 1.15
+    return total * 1.05
 
 
 def note_size(title: str, text: str, width: int) -> tuple[int, int]:
     """A Markdown note ``width`` wide and tall enough for its text (never below its computeSize)."""
     w, h = compute_size(NodeShape(title, widgets=[Widget("text", DOM_WIDGET_MIN_HEIGHT, dom=True)]))
-    return int(max(w, width)), int(max(h, markdown_height(text, width) + NODE_SLOT_HEIGHT + 18))
+    # the text box is the node less 22 px (measured); +5 for its bottom padding
+    return int(max(w, width)), int(max(h, markdown_height(text, width) + 27))
 
 
 # ------------------------------------------------------------------------------------------ rectangles
@@ -198,10 +198,13 @@ def workflow_bounds(ui: dict) -> tuple[float, float, float, float]:
 
 # A workflow must fit 1440 x 900 at 75 % zoom or more: at most 1920 x 1200 canvas units.
 FIT = (1920, 1200)
-SCREEN = (1440, 860)  # a 1440 x 900 window less the frontend's top menu bar
+# The canvas a 1440 x 900 window shows clear of frontend 1.27.10's side bar (left) and menu + tab bars (top), as
+# measured on a headless Chromium screenshot: x 48..1440, y 84..900.
+VIEW_LEFT, VIEW_TOP = 48, 84
+SCREEN = (1440 - VIEW_LEFT, 900 - VIEW_TOP)
 GAP = 32  # between groups and notes
-NODE_GAP = 24  # between nodes in a group (below one node's body, above the next one's title bar)
-GROUP_PAD = 14
+NODE_GAP = 20  # between nodes in a group (below one node's body, above the next one's title bar)
+GROUP_PAD = 10  # what "fit group to nodes" pads (LGraphGroup.resizeTo)
 
 
 @dataclass
@@ -315,13 +318,13 @@ def layout(blocks: list[Block]) -> list[dict]:
 
 
 def view_for(ui: dict) -> dict:
-    """``extra.ds`` (scale, offset) that shows the whole graph centred in a 1440 x 900 window on load
-    (the frontend restores it: Comfy.EnableWorkflowViewRestore is on by default). Screen = (canvas + offset)
-    * scale."""
+    """``extra.ds`` (scale, offset) that shows the whole graph centred in the free part of a 1440 x 900 window
+    on load (the frontend restores it: Comfy.EnableWorkflowViewRestore is on by default). Screen = (canvas +
+    offset) * scale."""
     x, y, w, h = workflow_bounds(ui)
     scale = round(zoom_to_fit(w, h), 3)
-    return {"scale": scale, "offset": [round((SCREEN[0] / scale - w) / 2 - x, 1),
-                                       round((SCREEN[1] / scale - h) / 2 - y, 1)]}
+    return {"scale": scale, "offset": [round((VIEW_LEFT + (SCREEN[0] - w * scale) / 2) / scale - x, 1),
+                                       round((VIEW_TOP + (SCREEN[1] - h * scale) / 2) / scale - y, 1)]}
 
 
 def node_shape(node: dict, info: dict) -> NodeShape:
@@ -342,8 +345,9 @@ def node_shape(node: dict, info: dict) -> NodeShape:
         labels.append(spec.name)
         if _has_control(spec):
             widgets.append(Widget("control_after_generate"))
-        if _has_upload(spec):
-            widgets.append(Widget("upload"))  # the "choose file to upload" button
+        if _has_upload(spec):  # the upload button; its input slot is labelled like the button
+            widgets.append(Widget("upload"))
+            labels.append("choose file to upload")
     return NodeShape(
         title=node.get("title") or entry.get("display_name") or node["type"],
         inputs=[s["name"] for s in node.get("inputs", []) if not s.get("widget")],

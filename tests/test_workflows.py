@@ -382,6 +382,27 @@ def test_sizing_model_matches_the_frontend(wl, full_info):
     assert wl.text_width("MODEL", 12) == pytest.approx(12 * (833 + 778 + 722 + 667 + 556) / 1000)
 
 
+def test_sizing_model_matches_the_real_frontend(wl, full_info):
+    """Every node type of the examples against computeSize() read from frontend 1.27.10 in Chromium; notes against
+    the text heights it rendered."""
+    from emovid_core.workflow_convert import _is_widget, input_specs
+
+    measured = json.loads((ROOT / "tests" / "data" / "frontend_measured.json").read_text())
+    assert len(measured["nodes"]) >= 30
+    for entry in measured["nodes"]:
+        info = full_info.get(entry["type"], {})
+        node = {"type": entry["type"], "title": entry["title"],
+                "inputs": [{"name": s.name} for s in input_specs(info) if not _is_widget(s)],
+                "outputs": [{"name": n} for n in info.get("output_name") or info.get("output", [])]}
+        w, h = wl.compute_size(wl.node_shape(node, full_info))
+        # heights exact; widths to a pixel (Chromium's Arial vs the metric table)
+        assert h == entry["compute_size"][1] and abs(w - entry["compute_size"][0]) <= 1, (entry, (w, h))
+    # Markdown notes: the text-height estimate is never short of what the frontend renders (no scrollbar).
+    for note in measured["markdown"]:
+        est = wl.markdown_height(note["text"], note["width"])
+        assert note["text_height"] <= est <= 1.3 * note["text_height"], (note["text"][:40], est)
+
+
 @pytest.mark.parametrize("path", _ui_files(), ids=lambda p: p.stem)
 def test_example_reads_well_in_the_frontend(path, wl, full_info):
     """No node smaller than the frontend draws it, no two overlapping (title bars included), every node in a
