@@ -196,16 +196,23 @@ class Example:
     build: Callable[[dict], dict]
 
 
+def _wan_models(g: Graph, unet_name: str, lora_name: str, lora_mode: int = 0) -> tuple[dict, dict, dict, dict]:
+    """The native Wan2.1 model chain every Wan example starts with: UNET, EmoVid LoRA, shift 8, umt5."""
+    unet = g.add("UNETLoader", {"unet_name": unet_name, "weight_dtype": "default"}, "load", "Load models")
+    lora = g.add("EmoVidLoraLoader", {"lora_name": lora_name, "strength": 1.0, "strict": False}, "load", "Load models",
+                 mode=lora_mode)
+    shift = g.add("ModelSamplingSD3", {"shift": 8.0}, "load", "Load models")
+    clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, "load", "Load models")
+    return unet, lora, shift, clip
+
+
 def t2v(info) -> dict:
     g = Graph(info)
     g.note("About: text to video in an emotion", "# Text to video in an emotion\nPick the emotion on **EmoVid "
            "Emotion Encode**; it appends the paper's emotion sentence to your caption. **EmoVid LoRA Loader** "
            "loads your EmoVid LoRA (strength 0 = the base model). The result is measured (brightness, "
            "colourfulness, hue) and saved as an mp4.")
-    unet = g.add("UNETLoader", {"unet_name": T2V_UNET, "weight_dtype": "default"}, "load", "Load models")
-    lora = g.add("EmoVidLoraLoader", {"lora_name": T2V_LORA, "strength": 1.0, "strict": False}, "load", "Load models")
-    shift = g.add("ModelSamplingSD3", {"shift": 8.0}, "load", "Load models")
-    clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, "load", "Load models")
+    unet, lora, shift, clip = _wan_models(g, T2V_UNET, T2V_LORA)
     enc = g.add("EmoVidEmotionEncode", {"caption": CAPTION, "emotion": "awe", "intensity": 1.0}, "condition",
                 "Emotion prompt")
     latent = g.add("EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 33, "batch_size": 1}, "sample")
@@ -242,11 +249,7 @@ def i2v(info) -> dict:
     ds = g.add("EmoVidDataset", {"root": "EmoVid", "metadata": ""}, "load", "Load a dataset clip")
     clipsel = g.add("EmoVidSampleClip", {"emotion": "any", "mode": "balanced", "seed": 7, "max_frames": 33,
                                          "wan_4n1": True}, "load", "Load a dataset clip")
-    unet = g.add("UNETLoader", {"unet_name": I2V_UNET, "weight_dtype": "default"}, "load", "Load models")
-    lora = g.add("EmoVidLoraLoader", {"lora_name": I2V_LORA, "strength": 1.0, "strict": False}, "load", "Load models",
-                 mode=4)
-    shift = g.add("ModelSamplingSD3", {"shift": 8.0}, "load", "Load models")
-    clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, "load", "Load models")
+    unet, lora, shift, clip = _wan_models(g, I2V_UNET, I2V_LORA, lora_mode=4)  # bypassed until you have one
     enc = g.add("EmoVidEmotionEncode", {"caption": "", "emotion": "contentment"}, "condition",
                 "Caption + emotion")
     cvl = g.add("CLIPVisionLoader", {"clip_name": CLIP_VISION}, "load", "Load models")
@@ -293,10 +296,7 @@ def sweep(info) -> dict:
     g.note("About: one scene in all eight emotions", "# One scene in all eight emotions\n**EmoVid Emotion Sweep** "
            "outputs eight prompts as a list, so every node after it runs eight times with the same fixed seed: "
            "eight videos that differ only by emotion, each with its attribute report.")
-    unet = g.add("UNETLoader", {"unet_name": T2V_UNET, "weight_dtype": "default"}, "load", "Load models")
-    lora = g.add("EmoVidLoraLoader", {"lora_name": T2V_LORA, "strength": 1.0, "strict": False}, "load", "Load models")
-    shift = g.add("ModelSamplingSD3", {"shift": 8.0}, "load", "Load models")
-    clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, "load", "Load models")
+    unet, lora, shift, clip = _wan_models(g, T2V_UNET, T2V_LORA)
     sw = g.add("EmoVidEmotionSweep", {"caption": CAPTION, "intensity": 1.0}, "condition", "Eight emotion prompts")
     pos_enc = g.add("CLIPTextEncode", {"text": ""}, "condition", "Eight emotion prompts", title="Emotion prompt (x8)")
     neg_enc = g.add("CLIPTextEncode", {"text": NEG}, "condition", "Eight emotion prompts", title="Negative prompt")
