@@ -198,10 +198,11 @@ def workflow_bounds(ui: dict) -> tuple[float, float, float, float]:
 
 # A workflow must fit 1440 x 900 at 75 % zoom or more: at most 1920 x 1200 canvas units.
 FIT = (1920, 1200)
-# The canvas a 1440 x 900 window shows clear of frontend 1.27.10's side bar (left) and menu + tab bars (top), as
-# measured on a headless Chromium screenshot: x 48..1440, y 84..900.
-VIEW_LEFT, VIEW_TOP = 48, 84
-SCREEN = (1440 - VIEW_LEFT, 900 - VIEW_TOP)
+# In a 1440 x 900 window frontend 1.27.10 puts the canvas at (40, 40), 1400 x 860 (a 40 px menu bar on top,
+# a 40 px side bar on the left), and its workflow tabs cover the canvas's top 37 px (measured in headless
+# Chromium). extra.ds maps canvas units to that canvas: the view keeps clear of the tabs.
+VIEW_LEFT, VIEW_TOP = 0, 37
+SCREEN = (1400 - VIEW_LEFT, 860 - VIEW_TOP)
 GAP = 32  # between groups and notes
 NODE_GAP = 20  # between nodes in a group (below one node's body, above the next one's title bar)
 GROUP_PAD = 10  # what "fit group to nodes" pads (LGraphGroup.resizeTo)
