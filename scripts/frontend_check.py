@@ -6,8 +6,10 @@ Needs a running ComfyUI with this pack in custom_nodes/ and a Chromium binary (`
 example it loads the file the template browser serves (``/api/workflow_templates/<pack>/<name>.json``) with
 ``app.loadGraphData``, as Browse Templates does, then saves a 1440 x 900 screenshot and reports each node's
 stored size against the frontend's ``computeSize()`` and any two nodes whose drawn rectangles overlap.
-Exit status 1 when a node is drawn bigger than the file says or nodes overlap. A development check, not a test
-(no browser on CI).
+It also opens Browse Templates on the pack's category and saves ``template_browser.png``. Exit status 1 when a
+node is drawn bigger than the file says or nodes overlap. It sets three user settings on that server (no
+first-start template dialog, no missing-model or missing-node warnings): use a throw-away server
+(``--base-directory``). A development check, not a test (no browser on CI).
 """
 
 from __future__ import annotations

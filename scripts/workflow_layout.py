@@ -22,6 +22,11 @@ files). The facts below were read from ComfyUI frontend 1.27.10, the version Com
 * Groups: ``bounding: [x, y, w, h]`` with a title band of ``font_size * 1.4`` (LGraphGroup.titleHeight);
   "fit group to nodes" pads node bounding rects (title bar included) by 10. A node belongs to the group that
   contains its centre.
+
+The model was checked against the real thing: tests/data/frontend_measured.json holds ``computeSize()`` of every
+node type in the examples as frontend 1.27.10 returned it in headless Chromium (scripts/frontend_check.py);
+heights agree exactly, widths within a pixel. The frontend does not recompute a smaller size, so leaving
+``size`` to the frontend is not an option either: its workflow schema requires ``size`` on every node.
 """
 
 from __future__ import annotations
