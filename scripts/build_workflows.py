@@ -15,11 +15,25 @@ import argparse
 import json
 import sys
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
+from workflow_layout import (  # noqa: E402
+    Block,
+    frontend_size,
+    layout,
+    node_shape,
+    note_size,
+    view_for,
+    workflow_bounds,
+)
+
+from emovid_core.atomic import atomic_path, write_json  # noqa: E402
 from emovid_core.host.workflow_convert import (  # noqa: E402
     _has_control,
     _has_upload,
@@ -30,6 +44,9 @@ from emovid_core.host.workflow_convert import (  # noqa: E402
 )
 
 OUT = ROOT / "workflows"
+CATALOG = OUT / "catalog" / "index.json"
+LOCALE = ROOT / "locales" / "en" / "main.json"
+LEGACY = (OUT / "index.json", OUT / "index.jpg")
 
 # ComfyUI's official Wan2.1 repackaged file names (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/...).
 T2V_UNET = "wan2.1_t2v_1.3B_fp16.safetensors"
@@ -55,26 +72,44 @@ MODELS_NOTE = f"""## Model files (ComfyUI/models/...)
 Official files: Comfy-Org/Wan_2.1_ComfyUI_repackaged on Hugging Face, folder `split_files/`."""
 
 
+STAGES = {  # the reading order of every example, left to right; group colours from LiteGraph's palette
+    "load": ("Load", "#3f789e"),
+    "condition": ("Condition", "#a1309b"),
+    "sample": ("Sample", "#b06634"),
+    "decode": ("Decode", "#8AA"),
+    "measure": ("Measure", "#8A8"),
+    "save": ("Save", "#b58b2a"),
+}
+
+
 class Graph:
-    """A UI-format (v0.4) graph built from /object_info schemas."""
+    """A UI-format (v0.4) graph built from /object_info schemas, laid out in titled stage groups."""
 
     def __init__(self, info: dict):
         self.info = info
         self.nodes: list[dict] = []
         self.links: list[list] = []
+        self.stage_of: dict[int, tuple[str, str]] = {}  # node id -> (stage, group title)
+        self.notes: list[dict] = []
+        self.notes_after: list[dict] = []
 
-    def add(self, type_: str, values: dict | None = None, pos=(0, 0), title: str | None = None, mode: int = 0,
-            controls: dict | None = None, width: int = 320) -> dict:
+    def note(self, title: str, text: str, width: int = 320, last: bool = False) -> dict:
+        """A titled Markdown note sized for its text: before the stages, or after them with ``last``."""
+        nid = len(self.nodes) + 1
+        node = {"id": nid, "type": "MarkdownNote", "pos": [0, 0], "size": list(note_size(title, text, width)),
+                "flags": {}, "order": nid, "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                "widgets_values": [text], "color": "#432", "bgcolor": "#653", "title": title}
+        self.nodes.append(node)
+        (self.notes_after if last else self.notes).append(node)
+        return node
+
+    def add(self, type_: str, values: dict | None = None, stage: str = "load", group: str | None = None,
+            title: str | None = None, mode: int = 0, controls: dict | None = None) -> dict:
+        """Add a node in ``stage`` (a key of STAGES); ``group`` names its group when a stage has several."""
+        if stage not in STAGES:
+            raise KeyError(f"unknown stage {stage!r}; use one of {list(STAGES)}")
         values = dict(values or {})
         nid = len(self.nodes) + 1
-        if type_ in ("Note", "MarkdownNote"):
-            node = {"id": nid, "type": type_, "pos": list(pos), "size": [width, 260], "flags": {}, "order": nid,
-                    "mode": 0, "inputs": [], "outputs": [], "properties": {}, "widgets_values": [values["text"]],
-                    "color": "#432", "bgcolor": "#653"}
-            if title:
-                node["title"] = title
-            self.nodes.append(node)
-            return node
         info = self.info[type_]
         specs = input_specs(info)
         unknown = set(values) - {s.name for s in specs}
@@ -94,7 +129,7 @@ class Graph:
                                 **({"shape": 7} if not s.required else {})})
         outputs = [{"name": n, "type": t, "links": [], "slot_index": i}
                    for i, (n, t) in enumerate(zip(info.get("output_name") or info["output"], info["output"]))]
-        node = {"id": nid, "type": type_, "pos": list(pos), "size": [width, 60 + 26 * (len(widgets) + len(sockets))],
+        node = {"id": nid, "type": type_, "pos": [0, 0], "size": [0, 0],
                 "flags": {}, "order": nid, "mode": mode, "inputs": sockets, "outputs": outputs,
                 "properties": {"Node name for S&R": type_, **({"cnr_id": "comfyui-emovid"} if type_.startswith("EmoVid")
                                                               else {"cnr_id": "comfy-core", "ver": "0.3.64"})},
@@ -107,6 +142,7 @@ class Graph:
                 {"name": f, "url": f"{REPACKAGED}/{MODEL_DIRS[f]}/{f}?download=true", "directory": MODEL_DIRS[f]}
                 for f in files]
         self.nodes.append(node)
+        self.stage_of[nid] = (stage, group or STAGES[stage][0])
         return node
 
     def connect(self, src: dict, out: str | int, dst: dict, inp: str) -> None:
@@ -124,33 +160,71 @@ class Graph:
         self.links.append([lid, src["id"], slot, dst["id"], socket, outs[slot]["type"]])
 
     def ui(self, name: str) -> dict:
-        # A stable id per workflow (the frontend tells open workflows apart by it).
-        return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"comfyui-emovid/workflows/{name}")), "revision": 0, "last_node_id": len(self.nodes),
-                "last_link_id": len(self.links), "nodes": self.nodes, "links": self.links, "groups": [],
-                "config": {}, "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}, "frontendVersion": "1.27.10"},
-                "version": 0.4}
+        """Size every node as the frontend will, place notes then stage groups in reading order."""
+        for n in self.nodes:
+            if n["type"] != "MarkdownNote":
+                n["size"] = list(frontend_size(node_shape(n, self.info)))
+        blocks = [Block([n]) for n in self.notes]
+        order = list(STAGES)
+        keys = sorted(dict.fromkeys(self.stage_of.values()), key=lambda k: order.index(k[0]))  # stable
+        for stage, title in keys:
+            members = [n for n in self.nodes if self.stage_of.get(n["id"]) == (stage, title)]
+            blocks.append(Block(members, title=title, color=STAGES[stage][1]))
+        blocks += [Block([n]) for n in self.notes_after]
+        try:
+            groups = layout(blocks)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+        ui = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"comfyui-emovid/workflows/{name}")), "revision": 0,
+              "last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
+              "links": self.links, "groups": groups, "config": {},
+              "extra": {"frontendVersion": "1.27.10"}, "version": 0.4}
+        ui["extra"]["ds"] = view_for(ui)
+        return ui
 
 
 NEG = None  # filled from the Emotion Encode default (Wan's standard negative prompt)
 
 
-def t2v(info) -> tuple[dict, str]:
+@dataclass(frozen=True)
+class Example:
+    """One shipped example: its file stem, what people read (title, one line), and the function that builds it."""
+
+    name: str
+    title: str
+    description: str
+    build: Callable[[dict], dict]
+
+
+def _wan_models(g: Graph, unet_name: str, lora_name: str, lora_mode: int = 0) -> tuple[dict, dict, dict, dict]:
+    """The native Wan2.1 model chain every Wan example starts with: UNET, EmoVid LoRA, shift 8, umt5."""
+    unet = g.add("UNETLoader", {"unet_name": unet_name, "weight_dtype": "default"}, "load", "Load models")
+    lora = g.add("EmoVidLoraLoader", {"lora_name": lora_name, "strength": 1.0, "strict": False}, "load", "Load models",
+                 mode=lora_mode)
+    shift = g.add("ModelSamplingSD3", {"shift": 8.0}, "load", "Load models")
+    clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, "load", "Load models")
+    return unet, lora, shift, clip
+
+
+def t2v(info) -> dict:
     g = Graph(info)
-    g.add("MarkdownNote", {"text": "# EmoVid T2V on Wan2.1\nPick the emotion on **EmoVid Emotion Encode**; the "
-          "LoRA node loads your EmoVid LoRA (strength 0 = base model).\n\n" + MODELS_NOTE}, pos=(0, -330), width=520)
-    unet = g.add("UNETLoader", {"unet_name": T2V_UNET, "weight_dtype": "default"}, pos=(0, 0))
-    lora = g.add("EmoVidLoraLoader", {"lora_name": T2V_LORA, "strength": 1.0, "strict": False}, pos=(0, 140))
-    shift = g.add("ModelSamplingSD3", {"shift": 8.0}, pos=(0, 330))
-    clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, pos=(0, 460))
-    enc = g.add("EmoVidEmotionEncode", {"caption": CAPTION, "emotion": "awe", "intensity": 1.0}, pos=(380, 0), width=400)
-    latent = g.add("EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 33, "batch_size": 1}, pos=(380, 560))
+    g.note("About: text to video in an emotion", "# Text to video in an emotion\nPick the emotion on **EmoVid "
+           "Emotion Encode**; it appends the paper's emotion sentence to your caption. **EmoVid LoRA Loader** "
+           "loads your EmoVid LoRA (strength 0 = the base model). The result is measured (brightness, "
+           "colourfulness, hue) and saved as an mp4.")
+    unet, lora, shift, clip = _wan_models(g, T2V_UNET, T2V_LORA)
+    enc = g.add("EmoVidEmotionEncode", {"caption": CAPTION, "emotion": "awe", "intensity": 1.0}, "condition",
+                "Emotion prompt")
+    latent = g.add("EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 33, "batch_size": 1}, "sample")
     ks = g.add("KSampler", {"seed": 20251125, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc", "scheduler": "simple",
-                            "denoise": 1.0}, pos=(840, 0), controls={"seed": "randomize"})
-    vae = g.add("VAELoader", {"vae_name": VAE}, pos=(840, 380))
-    dec = g.add("VAEDecode", pos=(840, 500))
-    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, pos=(1200, 0))
-    cv = g.add("CreateVideo", {"fps": 16.0}, pos=(1200, 330))
-    save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_t2v", "format": "auto", "codec": "auto"}, pos=(1200, 500))
+                            "denoise": 1.0}, "sample", controls={"seed": "randomize"})
+    vae = g.add("VAELoader", {"vae_name": VAE}, "load", "Load models")
+    dec = g.add("VAEDecode", stage="decode")
+    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, "measure", "Measure attributes")
+    cv = g.add("CreateVideo", {"fps": 16.0}, "save", "Save video")
+    save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_t2v", "format": "auto", "codec": "auto"}, "save",
+                 "Save video")
+    g.note("Model files", MODELS_NOTE, last=True)
     g.connect(unet, "MODEL", lora, "model")
     g.connect(lora, "model", shift, "model")
     g.connect(shift, "MODEL", ks, "model")
@@ -163,35 +237,35 @@ def t2v(info) -> tuple[dict, str]:
     g.connect(dec, "IMAGE", attrs, "images")
     g.connect(dec, "IMAGE", cv, "images")
     g.connect(cv, "VIDEO", save, "video")
-    return g.ui("emovid_t2v_emotion_wan21"), ("Text to video on the native Wan2.1 nodes with an EmoVid LoRA and an emotion-conditioned prompt "
-                    "(EmoVid Emotion Encode); measures brightness/colourfulness/hue of the result and saves an mp4.")
+    return g.ui("emovid_t2v_emotion_wan21")
 
 
-def i2v(info) -> tuple[dict, str]:
+def i2v(info) -> dict:
     g = Graph(info)
-    g.add("MarkdownNote", {"text": "# EmoVid I2V from a dataset clip\nThe first frame of an EmoVid clip starts a "
-          "Wan2.1 I2V generation in the emotion you choose; the clip's caption is the prompt. Set the dataset "
-          "folder on **EmoVid Dataset**. The LoRA node is bypassed: enable it (Ctrl+B) when you have an I2V "
-          "EmoVid LoRA.\n\n" + MODELS_NOTE}, pos=(0, -330), width=560)
-    ds = g.add("EmoVidDataset", {"root": "EmoVid", "metadata": ""}, pos=(0, 0))
+    g.note("About: image to video from a dataset clip", "# Image to video from a dataset clip\nThe first frame of "
+           "an EmoVid clip starts a Wan2.1 I2V generation in the emotion you choose; the clip's caption is the "
+           "prompt. Set the dataset folder on **EmoVid Dataset**. The LoRA node is bypassed: enable it (Ctrl+B) "
+           "when you have an I2V EmoVid LoRA.")
+    ds = g.add("EmoVidDataset", {"root": "EmoVid", "metadata": ""}, "load", "Load a dataset clip")
     clipsel = g.add("EmoVidSampleClip", {"emotion": "any", "mode": "balanced", "seed": 7, "max_frames": 33,
-                                         "wan_4n1": True}, pos=(0, 140), width=340)
-    unet = g.add("UNETLoader", {"unet_name": I2V_UNET, "weight_dtype": "default"}, pos=(380, -60))
-    lora = g.add("EmoVidLoraLoader", {"lora_name": I2V_LORA, "strength": 1.0, "strict": False}, pos=(380, 80), mode=4)
-    shift = g.add("ModelSamplingSD3", {"shift": 8.0}, pos=(380, 270))
-    clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, pos=(380, 380))
-    enc = g.add("EmoVidEmotionEncode", {"caption": "", "emotion": "contentment"}, pos=(380, 520), width=400)
-    cvl = g.add("CLIPVisionLoader", {"clip_name": CLIP_VISION}, pos=(0, 700))
-    cve = g.add("CLIPVisionEncode", {"crop": "none"}, pos=(0, 820))
-    vae = g.add("VAELoader", {"vae_name": VAE}, pos=(380, 960))
-    w2v = g.add("WanImageToVideo", {"width": 512, "height": 512, "length": 33, "batch_size": 1}, pos=(820, 500))
+                                         "wan_4n1": True}, "load", "Load a dataset clip")
+    unet, lora, shift, clip = _wan_models(g, I2V_UNET, I2V_LORA, lora_mode=4)  # bypassed until you have one
+    enc = g.add("EmoVidEmotionEncode", {"caption": "", "emotion": "contentment"}, "condition",
+                "Caption + emotion")
+    cvl = g.add("CLIPVisionLoader", {"clip_name": CLIP_VISION}, "load", "Load models")
+    cve = g.add("CLIPVisionEncode", {"crop": "none"}, "condition", "Start frame")
+    vae = g.add("VAELoader", {"vae_name": VAE}, "load", "Load models")
+    w2v = g.add("WanImageToVideo", {"width": 512, "height": 512, "length": 33, "batch_size": 1}, "condition",
+                "Start frame")
     ks = g.add("KSampler", {"seed": 20251125, "steps": 20, "cfg": 6.0, "sampler_name": "uni_pc", "scheduler": "simple",
-                            "denoise": 1.0}, pos=(820, 0), controls={"seed": "randomize"})
-    dec = g.add("VAEDecode", pos=(1180, 0))
-    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, pos=(1180, 120))
-    cv = g.add("CreateVideo", {"fps": 16.0}, pos=(1180, 420))
-    save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_i2v", "format": "auto", "codec": "auto"}, pos=(1180, 580))
-    prev = g.add("PreviewImage", pos=(820, 800), title="Start frame")
+                            "denoise": 1.0}, "sample", controls={"seed": "randomize"})
+    dec = g.add("VAEDecode", stage="decode")
+    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, "measure", "Measure attributes")
+    cv = g.add("CreateVideo", {"fps": 16.0}, "save", "Save video")
+    save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_i2v", "format": "auto", "codec": "auto"}, "save",
+                 "Save video")
+    prev = g.add("PreviewImage", stage="condition", group="Start frame", title="Start frame preview")
+    g.note("Model files", MODELS_NOTE, last=True)
     g.connect(ds, "dataset", clipsel, "dataset")
     g.connect(unet, "MODEL", lora, "model")
     g.connect(lora, "model", shift, "model")
@@ -214,30 +288,27 @@ def i2v(info) -> tuple[dict, str]:
     g.connect(dec, "IMAGE", cv, "images")
     g.connect(cv, "VIDEO", save, "video")
     g.connect(clipsel, "first_frame", prev, "images")
-    return g.ui("emovid_i2v_from_clip_wan21"), ("Image to video from an EmoVid clip: its first frame starts Wan2.1 I2V (with CLIP vision) in a "
-                    "chosen emotion, using the clip's caption; attributes of the result, mp4 saved.")
+    return g.ui("emovid_i2v_from_clip_wan21")
 
 
-def sweep(info) -> tuple[dict, str]:
+def sweep(info) -> dict:
     g = Graph(info)
-    g.add("MarkdownNote", {"text": "# The same scene in all eight emotions\n**EmoVid Emotion Sweep** outputs eight "
-          "prompts as a list, so every node after it runs eight times with the same fixed seed: eight videos that "
-          "differ only by emotion, each with its attribute report.\n\n" + MODELS_NOTE}, pos=(0, -330), width=520)
-    unet = g.add("UNETLoader", {"unet_name": T2V_UNET, "weight_dtype": "default"}, pos=(0, 0))
-    lora = g.add("EmoVidLoraLoader", {"lora_name": T2V_LORA, "strength": 1.0, "strict": False}, pos=(0, 140))
-    shift = g.add("ModelSamplingSD3", {"shift": 8.0}, pos=(0, 330))
-    clip = g.add("CLIPLoader", {"clip_name": TEXT_ENCODER, "type": "wan", "device": "default"}, pos=(0, 460))
-    sw = g.add("EmoVidEmotionSweep", {"caption": CAPTION, "intensity": 1.0}, pos=(380, 0), width=400)
-    pos_enc = g.add("CLIPTextEncode", {"text": ""}, pos=(380, 260), title="Emotion prompt (x8)")
-    neg_enc = g.add("CLIPTextEncode", {"text": NEG}, pos=(380, 420), title="Negative prompt")
-    latent = g.add("EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 33, "batch_size": 1}, pos=(380, 640))
+    g.note("About: one scene in all eight emotions", "# One scene in all eight emotions\n**EmoVid Emotion Sweep** "
+           "outputs eight prompts as a list, so every node after it runs eight times with the same fixed seed: "
+           "eight videos that differ only by emotion, each with its attribute report.")
+    unet, lora, shift, clip = _wan_models(g, T2V_UNET, T2V_LORA)
+    sw = g.add("EmoVidEmotionSweep", {"caption": CAPTION, "intensity": 1.0}, "condition", "Eight emotion prompts")
+    pos_enc = g.add("CLIPTextEncode", {"text": ""}, "condition", "Eight emotion prompts", title="Emotion prompt (x8)")
+    neg_enc = g.add("CLIPTextEncode", {"text": NEG}, "condition", "Eight emotion prompts", title="Negative prompt")
+    latent = g.add("EmptyHunyuanLatentVideo", {"width": 832, "height": 480, "length": 33, "batch_size": 1}, "sample")
     ks = g.add("KSampler", {"seed": 20251125, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc", "scheduler": "simple",
-                            "denoise": 1.0}, pos=(840, 0), controls={"seed": "fixed"})
-    vae = g.add("VAELoader", {"vae_name": VAE}, pos=(840, 380))
-    dec = g.add("VAEDecode", pos=(840, 500))
-    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, pos=(1200, 0))
+                            "denoise": 1.0}, "sample", controls={"seed": "fixed"})
+    vae = g.add("VAELoader", {"vae_name": VAE}, "load", "Load models")
+    dec = g.add("VAEDecode", stage="decode")
+    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, "measure", "Measure attributes")
     save = g.add("EmoVidSaveVideo", {"fps": 16.0, "filename_prefix": "EmoVid/sweep", "format": "mp4", "quality": 80},
-                 pos=(1200, 330))
+                 "save", "Save eight videos")
+    g.note("Model files", MODELS_NOTE, last=True)
     g.connect(unet, "MODEL", lora, "model")
     g.connect(lora, "model", shift, "model")
     g.connect(shift, "MODEL", ks, "model")
@@ -251,40 +322,39 @@ def sweep(info) -> tuple[dict, str]:
     g.connect(vae, "VAE", dec, "vae")
     g.connect(dec, "IMAGE", attrs, "images")
     g.connect(dec, "IMAGE", save, "images")
-    return g.ui("emovid_emotion_sweep_wan21"), ("One scene in all eight Mikels emotions with a fixed seed (EmoVid Emotion Sweep feeding core "
-                    "CLIPTextEncode): eight mp4s and eight attribute reports to compare.")
+    return g.ui("emovid_emotion_sweep_wan21")
 
 
-def analyze(info) -> tuple[dict, str]:
+def analyze(info) -> dict:
     g = Graph(info)
-    g.add("MarkdownNote", {"text": "# Attribute analysis of your video\nUpload a video on **Load Video** (mp4, "
-          "webm, gif...). **EmoVid Frame Attributes** measures brightness, colourfulness and hue per frame as in the "
-          "EmoVid paper and shows the summary and a plot. No models needed."}, pos=(0, -280), width=460)
-    lv = g.add("LoadVideo", {"file": "emovid_example.mp4"}, pos=(0, 0))
-    comp = g.add("GetVideoComponents", pos=(0, 360))
-    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, pos=(380, 0))
-    prev = g.add("PreviewImage", pos=(760, 0), title="Attribute plot")
+    g.note("About: attribute analysis of your video", "# Attribute analysis of your video\nUpload a video on "
+           "**Load Video** (mp4, webm, gif...). **EmoVid Frame Attributes** measures brightness, colourfulness and "
+           "hue per frame as in the EmoVid paper and shows the summary and a plot. No models needed.")
+    lv = g.add("LoadVideo", {"file": "emovid_example.mp4"}, "load", "Load your video")
+    comp = g.add("GetVideoComponents", stage="decode", group="Split into frames")
+    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, "measure", "Measure attributes")
+    prev = g.add("PreviewImage", stage="save", group="Show the plot", title="Attribute plot")
     g.connect(lv, "VIDEO", comp, "video")
     g.connect(comp, "images", attrs, "images")
     g.connect(comp, "fps", attrs, "fps")
     g.connect(attrs, "plot", prev, "images")
-    return g.ui("emovid_analyze_video"), "Upload a video and measure its brightness, colourfulness and hue per frame (paper Eqs. 1-3), with a plot. No models needed."
+    return g.ui("emovid_analyze_video")
 
 
-def dataset(info) -> tuple[dict, str]:
+def dataset(info) -> dict:
     g = Graph(info)
-    g.add("MarkdownNote", {"text": "# Explore the EmoVid dataset\nSet **root** to your EmoVid folder (absolute, or "
-          "relative to ComfyUI's input folder; `emovid dataset make-sample` writes a small synthetic one). The "
-          "statistics node plots the attribute distributions per emotion; the sampler draws a clip per emotion "
-          "in balanced mode and measures it."}, pos=(0, -280), width=460)
-    ds = g.add("EmoVidDataset", {"root": "EmoVid", "metadata": ""}, pos=(0, 0))
-    stats = g.add("EmoVidDatasetStats", {"bins": 11, "consecutive_only": False}, pos=(380, 0))
-    plots = g.add("PreviewImage", pos=(760, 0), title="Dataset statistics")
+    g.note("About: explore the EmoVid dataset", "# Explore the EmoVid dataset\nSet **root** to your EmoVid folder "
+           "(absolute, or relative to ComfyUI's input folder; `emovid dataset make-sample` writes a small synthetic "
+           "one). The statistics node plots the attribute distributions per emotion; the sampler draws a clip per "
+           "emotion in balanced mode and measures it.")
+    ds = g.add("EmoVidDataset", {"root": "EmoVid", "metadata": ""}, "load", "Load the dataset")
+    stats = g.add("EmoVidDatasetStats", {"bins": 11, "consecutive_only": False}, "measure", "Dataset statistics")
+    plots = g.add("PreviewImage", stage="measure", group="Dataset statistics", title="Dataset statistics")
     clipsel = g.add("EmoVidSampleClip", {"emotion": "any", "mode": "balanced", "seed": 0, "max_frames": 48},
-                    pos=(380, 260), width=340, controls={"seed": "increment"})
-    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, pos=(760, 300))
+                    "load", "Draw a clip", controls={"seed": "increment"})
+    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, "measure", "Clip attributes")
     save = g.add("EmoVidSaveVideo", {"fps": 16.0, "filename_prefix": "EmoVid/sampled_clip", "format": "webp",
-                                     "quality": 80}, pos=(760, 620))
+                                     "quality": 80}, "save", "Save the clip")
     g.connect(ds, "dataset", stats, "dataset")
     g.connect(stats, "plots", plots, "images")
     g.connect(ds, "dataset", clipsel, "dataset")
@@ -292,50 +362,52 @@ def dataset(info) -> tuple[dict, str]:
     g.connect(clipsel, "fps", attrs, "fps")
     g.connect(clipsel, "frames", save, "images")
     g.connect(clipsel, "fps", save, "fps")
-    return g.ui("emovid_dataset_explore"), "Dataset statistics plots (attributes per emotion) and a balanced sample clip with its attributes, saved as an animated webp."
+    return g.ui("emovid_dataset_explore")
 
 
-def headless(info) -> tuple[dict, str]:
+def headless(info) -> dict:
     g = Graph(info)
-    g.add("MarkdownNote", {"text": "# Headless diffusers path (EmoVid nodes only)\nRuns inside ComfyUI and "
-          "without it: `emovid run workflows/api/emovid_headless_diffusers.json`. The loader starts on the built-in "
-          "tiny random model (a smoke test: noise, seconds on CPU); choose **diffusers folder** and set its path "
-          "for a real Wan2.1 model."}, pos=(0, -280), width=460)
-    ld = g.add("EmoVidWanLoader", {"source": "tiny-t2v"}, pos=(0, 0), width=360)
+    g.note("About: the headless diffusers path", "# Headless diffusers path (EmoVid nodes only)\nRuns inside "
+           "ComfyUI and without it: `emovid run workflows/api/emovid_headless_diffusers.json`. The loader starts on "
+           "the built-in tiny random model (a smoke test: noise, seconds on CPU); choose **diffusers folder** and "
+           "set its path for a real Wan2.1 model.")
+    ld = g.add("EmoVidWanLoader", {"source": "tiny-t2v"}, "load", "Load a Wan2.1 pipeline")
     gen = g.add("EmoVidWanGenerate", {"caption": CAPTION, "emotion": "excitement", "seed": 42, "steps": 0,
                                       "guidance": 5.0, "shift": 0.0, "frames": 9, "width": 0, "height": 0},
-                pos=(400, 0), width=400, controls={"seed": "fixed"})
-    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, pos=(840, 0))
+                "sample", "Emotion prompt + sample", controls={"seed": "fixed"})
+    attrs = g.add("EmoVidFrameAttributes", {"stride": 1, "fps": 16.0}, "measure", "Measure attributes")
     save = g.add("EmoVidSaveVideo", {"fps": 16.0, "filename_prefix": "EmoVid/headless", "format": "mp4",
-                                     "quality": 80}, pos=(840, 330))
+                                     "quality": 80}, "save", "Save video")
     g.connect(ld, "pipe", gen, "pipe")
     g.connect(gen, "frames", attrs, "images")
     g.connect(gen, "frames", save, "images")
-    return g.ui("emovid_headless_diffusers"), ("The diffusers path with EmoVid nodes only (Wan Loader, Wan Generate, attributes, save); "
-                    "`emovid run` executes its API twin without ComfyUI. Starts on the tiny built-in model.")
+    return g.ui("emovid_headless_diffusers")
 
 
-def story(info) -> tuple[dict, str]:
+def story(info) -> dict:
     g = Graph(info)
-    g.add("MarkdownNote", {"text": "# The EmoVid story, pack nodes only\nThe graph `emovid demo` runs step by step: "
-          "sample a *fear* clip from an EmoVid dataset, measure it, I2V from its first frame with its caption plus the "
-          "paper's emotion sentence and an emotion LoRA, save and measure the result. Headless, after `emovid demo` "
-          "(which writes the sample set and a tiny LoRA): `emovid run workflows/api/emovid_demo_story.json --models "
-          "emovid_demo --out out`. In ComfyUI: set **root** to your dataset, pick your LoRA and a real model "
-          "(the tiny one makes noise)."}, pos=(0, -300), width=520)
-    ds = g.add("EmoVidDataset", {"root": "emovid_demo/emovid_sample", "metadata": ""}, pos=(0, 0))
+    g.note("About: the EmoVid story", "# The EmoVid story, pack nodes only\nThe graph `emovid demo` runs step by "
+           "step: sample a *fear* clip from an EmoVid dataset, measure it, I2V from its first frame with its caption "
+           "plus the paper's emotion sentence and an emotion LoRA, save and measure the result.")
+    ds = g.add("EmoVidDataset", {"root": "emovid_demo/emovid_sample", "metadata": ""}, "load", "Load a fear clip")
     clipsel = g.add("EmoVidSampleClip", {"emotion": "fear", "type": "animation", "mode": "random", "seed": 0,
-                                         "width": 64, "height": 48}, pos=(0, 160), width=340, controls={"seed": "fixed"})
-    src_attrs = g.add("EmoVidFrameAttributes", {"stride": 20, "fps": 12.0}, pos=(380, 520), title="Source clip attributes")
-    ld = g.add("EmoVidWanLoader", {"source": "tiny-i2v"}, pos=(380, 0), width=340)
+                                         "width": 64, "height": 48}, "load", "Load a fear clip",
+                    controls={"seed": "fixed"})
+    src_attrs = g.add("EmoVidFrameAttributes", {"stride": 20, "fps": 12.0}, "measure", "Measure source and result",
+                      title="Source clip attributes")
+    ld = g.add("EmoVidWanLoader", {"source": "tiny-i2v"}, "load", "Load the model + emotion LoRA")
     lora = g.add("EmoVidLoraLoaderPipeline", {"lora_name": "emovid_fear_tiny_diffsynth.safetensors", "strength": 1.0,
-                                              "adapter_name": "emovid_fear"}, pos=(380, 260), width=340)
+                                              "adapter_name": "emovid_fear"}, "load", "Load the model + emotion LoRA")
     gen = g.add("EmoVidWanGenerate", {"emotion": "fear", "seed": 0, "steps": 0, "guidance": 5.0, "shift": 0.0,
-                                      "frames": 9, "width": 64, "height": 48}, pos=(760, 0), width=400,
+                                      "frames": 9, "width": 64, "height": 48}, "sample", "Emotion prompt + I2V",
                 controls={"seed": "fixed"})
-    attrs = g.add("EmoVidFrameAttributes", {"stride": 20, "fps": 16.0}, pos=(1200, 0), title="Generated clip attributes")
+    attrs = g.add("EmoVidFrameAttributes", {"stride": 20, "fps": 16.0}, "measure", "Measure source and result",
+                  title="Generated clip attributes")
     save = g.add("EmoVidSaveVideo", {"fps": 16.0, "filename_prefix": "EmoVid/story", "format": "mp4", "quality": 80},
-                 pos=(1200, 330))
+                 "save", "Save video")
+    g.note("How to run it", "## Headless\nAfter `emovid demo` (which writes the sample set and a tiny LoRA):\n"
+           "`emovid run workflows/api/emovid_demo_story.json --models emovid_demo --out out`\n## In ComfyUI\nSet "
+           "**root** to your dataset, pick your LoRA and a real model (the tiny one makes noise).", last=True)
     g.connect(ds, "dataset", clipsel, "dataset")
     g.connect(clipsel, "frames", src_attrs, "images")
     g.connect(clipsel, "fps", src_attrs, "fps")
@@ -345,130 +417,154 @@ def story(info) -> tuple[dict, str]:
     g.connect(clipsel, "first_frame", gen, "start_image")
     g.connect(gen, "frames", attrs, "images")
     g.connect(gen, "frames", save, "images")
-    return g.ui("emovid_demo_story"), ("The whole EmoVid story with pack nodes only (dataset clip, attributes, emotion "
-                    "prompt, I2V with an emotion LoRA, save, attributes); `emovid run` executes it after `emovid demo`.")
+    return g.ui("emovid_demo_story")
 
 
-BUILDERS = {
-    "emovid_t2v_emotion_wan21": t2v,
-    "emovid_i2v_from_clip_wan21": i2v,
-    "emovid_emotion_sweep_wan21": sweep,
-    "emovid_analyze_video": analyze,
-    "emovid_dataset_explore": dataset,
-    "emovid_headless_diffusers": headless,
-    "emovid_demo_story": story,
-}
+EXAMPLES = [
+    Example("emovid_t2v_emotion_wan21", "Text to video in an emotion (Wan2.1 + EmoVid LoRA)",
+            "Text to video on the native Wan2.1 nodes with an EmoVid LoRA and an emotion-conditioned prompt "
+            "(EmoVid Emotion Encode); measures brightness/colourfulness/hue of the result and saves an mp4.", t2v),
+    Example("emovid_i2v_from_clip_wan21", "Image to video from a dataset clip (Wan2.1 I2V)",
+            "Image to video from an EmoVid clip: its first frame starts Wan2.1 I2V (with CLIP vision) in a "
+            "chosen emotion, using the clip's caption; attributes of the result, mp4 saved.", i2v),
+    Example("emovid_emotion_sweep_wan21", "One scene in all eight emotions (Wan2.1)",
+            "One scene in all eight Mikels emotions with a fixed seed (EmoVid Emotion Sweep feeding core "
+            "CLIPTextEncode): eight mp4s and eight attribute reports to compare.", sweep),
+    Example("emovid_analyze_video", "Attribute analysis of your video (no models)",
+            "Upload a video and measure its brightness, colourfulness and hue per frame (paper Eqs. 1-3), with a "
+            "plot. No models needed.", analyze),
+    Example("emovid_dataset_explore", "Explore the EmoVid dataset (no models)",
+            "Dataset statistics plots (attributes per emotion) and a balanced sample clip with its attributes, "
+            "saved as an animated webp.", dataset),
+    Example("emovid_headless_diffusers", "Headless diffusers path (EmoVid nodes only)",
+            "The diffusers path with EmoVid nodes only (Wan Loader, Wan Generate, attributes, save); `emovid run` "
+            "executes its API twin without ComfyUI. Starts on the tiny built-in model.", headless),
+    Example("emovid_demo_story", "The EmoVid story: dataset clip to emotion video",
+            "The whole EmoVid story with pack nodes only (dataset clip, attributes, emotion prompt, I2V with an "
+            "emotion LoRA, save, attributes); `emovid run` executes it after `emovid demo`.", story),
+]
 
 
-def render_preview(ui: dict, title: str, path: Path) -> None:
-    """A schematic of the graph (nodes and links at their canvas positions) as the template thumbnail."""
-    from PIL import Image, ImageDraw, ImageFont
+def _font(size: int):
+    from PIL import ImageFont
 
-    W, H, pad, top = 768, 432, 24, 56
-    img = Image.new("RGB", (W, H), (30, 32, 38))
+    return ImageFont.load_default(size=size)  # Pillow's bundled FreeType font: same thumbnails on every machine
+
+
+def _wrap(draw, text: str, font, width: int) -> list[str]:
+    lines, cur = [], ""
+    for word in text.split():
+        trial = f"{cur} {word}".strip()
+        if cur and draw.textlength(trial, font=font) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = trial
+    return lines + ([cur] if cur else [])
+
+
+def render_preview(ui: dict, ex: Example, path: Path) -> None:
+    """The template-browser thumbnail: the human title and one line (the card itself only shows the file
+    name), over a schematic of the stage groups and nodes. Square, because the card shows it in a 256 x 256 box."""
+    from PIL import Image, ImageDraw
+
+    size, pad = 512, 20
+    img = Image.new("RGB", (size, size), (30, 32, 38))
     d = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    nodes = [n for n in ui["nodes"] if n["type"] not in ("Note", "MarkdownNote")]
-    xs = [n["pos"][0] for n in nodes] + [n["pos"][0] + n["size"][0] for n in nodes]
-    ys = [n["pos"][1] for n in nodes] + [n["pos"][1] + n["size"][1] for n in nodes]
-    sx = (W - 2 * pad) / max(1, max(xs) - min(xs))
-    sy = (H - top - pad) / max(1, max(ys) - min(ys))
-    s = min(sx, sy)
+    title_font, text_font, small = _font(30), _font(17), _font(11)
+    title = _wrap(d, ex.title, title_font, size - 2 * pad)[:3]
+    desc = _wrap(d, ex.description, text_font, size - 2 * pad)[:4]
+    d.rectangle([0, 0, size, pad + 36 * len(title) + 4 + 22 * len(desc) + 8], fill=(58, 40, 86))
+    y = pad
+    for line in title:
+        d.text((pad, y), line, fill=(255, 255, 255), font=title_font)
+        y += 36
+    y += 4
+    for line in desc:
+        d.text((pad, y), line, fill=(205, 205, 215), font=text_font)
+        y += 22
+    top = y + 22
+    bx, by, bw, bh = workflow_bounds(ui)
+    s = min((size - 2 * pad) / bw, (size - top - pad) / bh)
 
-    def pt(x, y):
-        return pad + (x - min(xs)) * s, top + (y - min(ys)) * s
+    def pt(x, yy):
+        return pad + (x - bx) * s, top + (yy - by) * s
 
-    by_id = {n["id"]: n for n in nodes}
+    for grp in ui["groups"]:
+        x, yy, w, h = grp["bounding"]
+        d.rounded_rectangle([*pt(x, yy), *pt(x + w, yy + h)], radius=4, outline=grp["color"], width=2)
+        d.text((pt(x, yy)[0] + 4, pt(x, yy)[1] + 2), grp["title"], fill=grp["color"], font=small)
+    by_id = {n["id"]: n for n in ui["nodes"]}
     for lk in ui["links"]:
-        a, b = by_id.get(lk[1]), by_id.get(lk[3])
-        if a and b:
-            x0, y0 = pt(a["pos"][0] + a["size"][0], a["pos"][1] + 30 + 20 * lk[2])
-            x1, y1 = pt(b["pos"][0], b["pos"][1] + 30 + 20 * lk[4])
-            d.line([(x0, y0), (x1, y1)], fill=(120, 170, 220), width=2)
-    for n in nodes:
-        x0, y0 = pt(*n["pos"])
-        x1, y1 = pt(n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+        a, b = by_id[lk[1]], by_id[lk[3]]
+        x0, y0 = pt(a["pos"][0] + a["size"][0], a["pos"][1] + 10 + 20 * lk[2])
+        x1, y1 = pt(b["pos"][0], b["pos"][1] + 10 + 20 * lk[4])
+        d.line([(x0, y0), (x1, y1)], fill=(120, 170, 220), width=1)
+    for n in ui["nodes"]:
+        x0, y0, w, h = n["pos"][0], n["pos"][1] - 30, n["size"][0], n["size"][1] + 30
+        note = n["type"] in ("Note", "MarkdownNote")
         ours = n["type"].startswith("EmoVid")
-        fill = (70, 52, 92) if ours else (54, 58, 66)
+        fill = (101, 85, 51) if note else (70, 52, 92) if ours else (54, 58, 66)
         if n.get("mode") == 4:
             fill = (92, 40, 92)
-        d.rounded_rectangle([x0, y0, x1, y1], radius=6, fill=fill, outline=(200, 160, 255) if ours else (140, 140, 150))
-        label = n.get("title") or n["type"]
-        d.text((x0 + 5, y0 + 4), label[: max(4, int((x1 - x0) / 6))], fill=(240, 240, 240), font=font)
-    d.rectangle([0, 0, W, top - 14], fill=(58, 40, 86))
-    d.text((pad, 14), title, fill=(255, 255, 255), font=font)
-    tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, "JPEG", quality=88)
-    tmp.replace(path)
+        d.rectangle([*pt(x0, y0), *pt(x0 + w, y0 + h)], fill=fill,
+                    outline=(200, 160, 255) if ours else (140, 140, 150))
+    with atomic_path(path) as tmp:
+        img.save(tmp, "JPEG", quality=88)
 
 
-def build_index(built: dict) -> dict:
-    """index.json: the machine-readable list (``emovid_examples``) inside a UI graph holding one note.
+def build_catalog(examples: list[Example]) -> dict:
+    """workflows/catalog/index.json: the examples for people and tools (paths from the pack root).
 
-    ComfyUI lists every workflows/*.json in its template browser, index.json included, and opens it as a
-    graph; so the index is also a valid workflow whose only node is a catalogue of the examples.
-    """
-    entries = [{"name": n, "description": d, "api": f"api/{n}.json", "preview": f"{n}.jpg"}
-               for n, (_, _, d) in built.items()]
-    text = "# ComfyUI-EmoVid examples\n" + "\n".join(f"- **{e['name']}**: {e['description']}" for e in entries)
-    g = Graph({})
-    g.add("MarkdownNote", {"text": text}, pos=(0, 0), width=720)
-    ui = g.ui("index")
-    ui["emovid_examples"] = entries
-    return ui
+    It sits in a sub-folder because ComfyUI lists every ``workflows/*.json`` as a template card
+    (app/custom_node_manager.py globs the top level only)."""
+    return {"emovid_examples": [
+        {"name": ex.name, "title": ex.title, "description": ex.description, "ui": f"workflows/{ex.name}.json",
+         "api": f"workflows/api/{ex.name}.json", "preview": f"workflows/{ex.name}.jpg"} for ex in examples]}
 
 
-def render_index_preview(index: dict, path: Path) -> None:
-    from PIL import Image, ImageDraw, ImageFont
+def build_locale() -> dict:
+    """locales/en/main.json: the template browser's label for this pack's category.
 
-    img = Image.new("RGB", (768, 432), (30, 32, 38))
-    d = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    d.rectangle([0, 0, 768, 42], fill=(58, 40, 86))
-    d.text((24, 14), "ComfyUI-EmoVid examples", fill=(255, 255, 255), font=font)
-    for i, e in enumerate(index["emovid_examples"]):
-        y = 64 + 58 * i
-        d.rounded_rectangle([24, y, 744, y + 48], radius=6, fill=(70, 52, 92), outline=(200, 160, 255))
-        d.text((34, y + 6), e["name"], fill=(255, 255, 255), font=font)
-        d.text((34, y + 26), e["description"][:118], fill=(210, 210, 220), font=font)
-    tmp = path.with_name(path.name + ".tmp")
-    img.save(tmp, "JPEG", quality=88)
-    tmp.replace(path)
+    Frontend 1.27.10 looks up ``templateWorkflows.category.<pack folder>`` for a custom-node category (its only
+    translatable text; card titles are file names). ComfyUI serves locales/ of every pack at /i18n. The
+    folder is the git clone's name or the registry id."""
+    label = "EmoVid examples"
+    return {"templateWorkflows": {"category": {"ComfyUI-EmoVid": label, "comfyui-emovid": label}}}
 
 
-def build() -> dict[str, tuple[dict, dict, str]]:
+def build() -> dict[str, tuple[dict, dict, Example]]:
     global NEG
     info = offline_object_info()
     NEG = info["EmoVidEmotionEncode"]["input"]["required"]["negative_prompt"][1]["default"]
     out = {}
-    for name, fn in BUILDERS.items():
-        ui, desc = fn(info)
-        out[name] = (ui, ui_to_api(ui, info, source=name), desc)
+    for ex in EXAMPLES:
+        ui = ex.build(info)
+        out[ex.name] = (ui, ui_to_api(ui, info, source=ex.name), ex)
     return out
 
 
 def main(argv=None) -> int:
-    from emovid_core.host.workflow_convert import write_json_atomic
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the files on disk instead of writing")
     args = ap.parse_args(argv)
     built = build()
-    index = build_index(built)
+    files = {OUT / f"{n}.json": ui for n, (ui, _, _) in built.items()}
+    files.update({OUT / "api" / f"{n}.json": api for n, (_, api, _) in built.items()})
+    files[CATALOG] = build_catalog(EXAMPLES)
+    files[LOCALE] = build_locale()
     if args.check:
-        stale = [n for n, (ui, api, _) in built.items()
-                 if not (OUT / f"{n}.json").is_file() or json.loads((OUT / f"{n}.json").read_text()) != ui
-                 or json.loads((OUT / "api" / f"{n}.json").read_text()) != api]
-        if not (OUT / "index.json").is_file() or json.loads((OUT / "index.json").read_text()) != index:
-            stale.append("index.json")
+        stale = [str(p.relative_to(ROOT)) for p, data in files.items()
+                 if not p.is_file() or json.loads(p.read_text()) != data]
+        stale += [str(p.relative_to(ROOT)) for p in LEGACY if p.exists()]
         print("stale: " + ", ".join(stale) if stale else "workflows are up to date")
         return 1 if stale else 0
-    for n, (ui, api, desc) in built.items():
-        write_json_atomic(OUT / f"{n}.json", ui)
-        write_json_atomic(OUT / "api" / f"{n}.json", api)
-        render_preview(ui, f"EmoVid - {desc.split(':')[0].split('(')[0].strip()[:90]}", OUT / f"{n}.jpg")
-    write_json_atomic(OUT / "index.json", index)
-    render_index_preview(index, OUT / "index.jpg")
+    for p, data in files.items():
+        write_json(p, data)
+    for n, (ui, _, ex) in built.items():
+        render_preview(ui, ex, OUT / f"{n}.jpg")
+    for p in LEGACY:  # files this script wrote before (they would still show in the template browser)
+        p.unlink(missing_ok=True)
     print(f"wrote {len(built)} workflows to {OUT}")
     return 0
 

@@ -40,7 +40,7 @@ CODE_DIRS = ["emovid_core", "nodes", "scripts", "benchmarks", "tests", ".ci"]
 SHELL_LANGS = {"bash", "sh", "shell", "console", ""}
 # A token or span whose first part is one of the repository's folders is a repo path and must exist. A fixed
 # list, so what a run left behind (.venv, emovid_demo/, out/) never decides what gets checked.
-TOP_DIRS = {"emovid_core", "nodes", "workflows", "tests", "benchmarks", "scripts", "docs", ".ci"}
+TOP_DIRS = {"emovid_core", "nodes", "workflows", "tests", "benchmarks", "scripts", "docs", ".ci", "locales"}
 
 
 # ----------------------------------------------------------------------------------------------- markdown model

@@ -286,7 +286,21 @@ def test_core_snapshot_is_object_info_shaped_with_input_order(core):
 
 
 def _ui_files():
-    return sorted(p for p in WORKFLOWS.glob("*.json") if p.name != "index.json")
+    # Exactly what ComfyUI's /workflow_templates lists (app/custom_node_manager.py: <folder>/*.json, top level).
+    return sorted(WORKFLOWS.glob("*.json"))
+
+
+def _script(name):
+    """A module of scripts/ (not a package), imported by path."""
+    import importlib.util
+    import sys
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # dataclasses look their module up while the class is made
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -294,27 +308,34 @@ def full_info():
     return offline_object_info()
 
 
-def test_examples_exist_with_twins_previews_and_index():
+@pytest.fixture(scope="module")
+def wl():
+    """scripts/workflow_layout.py: the frontend's node sizing model the builder lays the examples out with."""
+    return _script("workflow_layout")
+
+
+def test_examples_exist_with_twins_previews_and_catalog():
     files = _ui_files()
     if not files:
         pytest.skip("no example workflows yet")
-    index = json.loads((WORKFLOWS / "index.json").read_text())
-    entries = {e["name"]: e for e in index["emovid_examples"]}
+    # The catalogue is not in the template browser's glob, so it shows no card of its own.
+    assert not (WORKFLOWS / "index.json").exists() and not (WORKFLOWS / "index.jpg").exists()
+    catalog = json.loads((WORKFLOWS / "catalog" / "index.json").read_text())
+    entries = {e["name"]: e for e in catalog["emovid_examples"]}
     assert set(entries) == {p.stem for p in files}
-    # ComfyUI's template browser lists index.json too and opens it as a graph: it must be one (a catalogue note).
-    assert ui_to_api(index, core_object_info()) == {}
-    assert [n["type"] for n in index["nodes"]] == ["MarkdownNote"]
-    assert all(e["name"] in index["nodes"][0]["widgets_values"][0] for e in entries.values())
-    for p in [*files, WORKFLOWS / "index.json"]:
-        with Image.open(WORKFLOWS / f"{p.stem}.jpg") as im:  # the template browser hard-codes .jpg
-            assert im.format == "JPEG" and min(im.size) >= 128
     for p in files:
-        assert entries[p.stem]["description"].strip()
+        e = entries[p.stem]
+        assert e["title"].strip() and e["title"] != p.stem and len(e["description"]) > 40, e
+        for key in ("ui", "api", "preview"):
+            assert (ROOT / e[key]).is_file(), e[key]
+        with Image.open(WORKFLOWS / f"{p.stem}.jpg") as im:  # the template browser hard-codes .jpg
+            # square: the card shows the thumbnail contained in a 256 x 256 box
+            assert im.format == "JPEG" and im.size[0] == im.size[1] >= 256
         assert (WORKFLOWS / "api" / p.name).is_file(), f"missing API twin for {p.name}"
     # Only UI-format graphs in the top folder: ComfyUI's template browser cannot open API files. The fields the
     # frontend's workflow schema (zComfyWorkflow, frontend 1.27) requires are all there.
     ids = set()
-    for p in [*files, WORKFLOWS / "index.json"]:
+    for p in files:
         data = json.loads(p.read_text())
         assert {"last_node_id", "last_link_id", "nodes", "links", "version"} <= set(data), p.name
         ids.add(data["id"])
@@ -325,7 +346,111 @@ def test_examples_exist_with_twins_previews_and_index():
             assert len(lk) == 6 and all(isinstance(v, int) for v in lk[:5]) and isinstance(lk[5], str)
         assert data["last_node_id"] >= max(n["id"] for n in data["nodes"])
         assert data["last_link_id"] >= max([lk[0] for lk in data["links"]], default=0)
-    assert len(ids) == len(files) + 1  # distinct workflow ids
+    assert len(ids) == len(files)  # distinct workflow ids
+    # The one text the frontend lets a pack set for its templates: the category label (by pack folder name).
+    locale = json.loads((ROOT / "locales" / "en" / "main.json").read_text())
+    assert set(locale["templateWorkflows"]["category"]) == {"ComfyUI-EmoVid", "comfyui-emovid"}
+
+
+def test_sizing_model_matches_the_frontend(wl, full_info):
+    """computeSize of frontend 1.27.10, on nodes whose drawn size is known."""
+    def node(type_, **kw):
+        from emovid_core.host.workflow_convert import _is_widget, input_specs
+
+        info = full_info[type_]
+        return {"type": type_, "inputs": [{"name": s.name} for s in input_specs(info) if not _is_widget(s)],
+                "outputs": [{"name": n} for n in info.get("output_name") or info["output"]], **kw}
+
+    # Sample Clip: 9 output rows + 15 widgets (14 inputs + the seed's control) = 180 + 15 * 24 + 8 + 6: the
+    # 554 px the frontend draws (issue 12 measured it on screen; the old builder wrote 476).
+    assert wl.compute_size(wl.node_shape(node("EmoVidSampleClip"), full_info))[1] == 554
+    # VAE Decode: two input rows, no widgets: 2 * 20 + 6; width = the 140 px LiteGraph minimum.
+    assert wl.compute_size(wl.node_shape(node("VAEDecode"), full_info)) == (140, 46)
+    # KSampler: 4 input rows, 7 widgets (seed, control, steps, cfg, sampler, scheduler, denoise).
+    assert wl.compute_size(wl.node_shape(node("KSampler"), full_info))[1] == 4 * 20 + 7 * 24 + 8 + 6
+    # A multiline text box is a DOM widget of min height 50 (+4); a new node is at least 400 x 200.
+    clip_text = wl.node_shape(node("CLIPTextEncode"), full_info)
+    assert wl.compute_size(clip_text)[1] == 20 + 54 + 8 + 6
+    assert wl.frontend_size(clip_text) == (400, 200)
+    # Upload combos bring a button widget; previews add what a run adds (video 256 + 4).
+    load_video = wl.node_shape(node("LoadVideo"), full_info)
+    assert [w.label for w in load_video.widgets] == ["file", "upload"]
+    assert wl.frontend_size(load_video)[1] == 20 + 2 * 24 + 8 + 6 + 260
+    # Titles set the width: 30 + Arial 14px text + 9.9.
+    wide = wl.node_shape({**node("VAEDecode"), "title": "A rather long custom title for a decoder"}, full_info)
+    assert wl.compute_size(wide)[0] == pytest.approx(30 + wl.text_width(wide.title, 14) + 9.9)
+    assert wl.text_width("MODEL", 12) == pytest.approx(12 * (833 + 778 + 722 + 667 + 556) / 1000)
+
+
+def test_sizing_model_matches_the_real_frontend(wl, full_info):
+    """Every node type of the examples against computeSize() read from frontend 1.27.10 in Chromium; notes against
+    the text heights it rendered."""
+    from emovid_core.host.workflow_convert import _is_widget, input_specs
+
+    measured = json.loads((ROOT / "tests" / "data" / "frontend_measured.json").read_text())
+    assert len(measured["nodes"]) >= 30
+    for entry in measured["nodes"]:
+        info = full_info.get(entry["type"], {})
+        node = {"type": entry["type"], "title": entry["title"],
+                "inputs": [{"name": s.name} for s in input_specs(info) if not _is_widget(s)],
+                "outputs": [{"name": n} for n in info.get("output_name") or info.get("output", [])]}
+        w, h = wl.compute_size(wl.node_shape(node, full_info))
+        # heights exact; widths to a pixel (Chromium's Arial vs the metric table)
+        assert h == entry["compute_size"][1] and abs(w - entry["compute_size"][0]) <= 1, (entry, (w, h))
+    # Markdown notes: the text-height estimate is never short of what the frontend renders (no scrollbar).
+    for note in measured["markdown"]:
+        est = wl.markdown_height(note["text"], note["width"])
+        assert note["text_height"] <= est <= 1.3 * note["text_height"], (note["text"][:40], est)
+
+
+@pytest.mark.parametrize("path", _ui_files(), ids=lambda p: p.stem)
+def test_example_reads_well_in_the_frontend(path, wl, full_info):
+    """No node smaller than the frontend draws it, no two overlapping (title bars included), every node in a
+    titled stage group, titled notes, and the whole graph within 1440 x 900 at 75 % zoom."""
+    ui = json.loads(path.read_text())
+    nodes = ui["nodes"]
+    for n in nodes:
+        w, h = wl.compute_size(wl.node_shape(n, full_info))
+        assert n["size"][0] >= w and n["size"][1] >= h, (n["id"], n["type"], n["size"], (w, h))
+        if n["type"] in wl.MEDIA_PREVIEW:  # room for the preview a run adds, so the node does not grow
+            assert n["size"][1] >= h + wl.MEDIA_PREVIEW[n["type"]], (n["id"], n["type"])
+    rects = {n["id"]: wl.node_rect(n) for n in nodes}
+    clashes = [(a, b) for a in rects for b in rects if a < b and wl.overlaps(rects[a], rects[b])]
+    assert clashes == [], f"overlapping nodes {clashes}"
+    groups = ui["groups"]
+    assert len(groups) >= 3 and all(g["title"].strip() and g["title"] != "Group" for g in groups)
+    assert [g["id"] for g in groups] == list(range(1, len(groups) + 1))
+    for i, a in enumerate(groups):
+        assert {"title", "bounding", "color", "font_size"} <= set(a) and len(a["bounding"]) == 4
+        assert not any(wl.overlaps(a["bounding"], b["bounding"]) for b in groups[i + 1:]), a["title"]
+    for n in nodes:
+        inside = [g["title"] for g in groups if wl.contains(g["bounding"], rects[n["id"]])]
+        if n["type"] in wl.NOTE_TYPES:
+            assert inside == [] and n.get("title", "").strip() not in ("", "Note", "Markdown Note"), n["id"]
+        else:
+            assert len(inside) == 1, (n["id"], n["type"], inside)
+            # below the group's title band
+            g = next(g for g in groups if g["title"] == inside[0])
+            assert rects[n["id"]][1] >= g["bounding"][1] + g["font_size"] * 1.4, (n["id"], inside)
+    x, y, w, h = wl.workflow_bounds(ui)
+    assert w <= 1920 and h <= 1200, f"{w:.0f} x {h:.0f} canvas units do not fit 1440 x 900 at 75 % zoom"
+    # The stored view shows the whole graph on load, on the 1400 x 860 canvas of a 1440 x 900 window, below the
+    # workflow tabs (37 px).
+    ds = ui["extra"]["ds"]
+    sx0, sy0 = (x + ds["offset"][0]) * ds["scale"], (y + ds["offset"][1]) * ds["scale"]
+    assert 0 <= sx0 and 37 <= sy0 and sx0 + w * ds["scale"] <= 1400 and sy0 + h * ds["scale"] <= 860
+
+
+def test_stages_read_left_to_right():
+    """Stage groups follow load -> condition -> sample -> decode -> measure -> save in reading order."""
+    bw = _script("build_workflows")
+    order = list(bw.STAGES)
+    colour = {c: k for k, (_, c) in bw.STAGES.items()}
+    for p in _ui_files():
+        groups = json.loads(p.read_text())["groups"]
+        # reading order: by column (x), then top to bottom
+        seq = [order.index(colour[g["color"]]) for g in sorted(groups, key=lambda g: (g["bounding"][0], g["bounding"][1]))]
+        assert seq == sorted(seq), (p.name, [g["title"] for g in groups])
 
 
 @pytest.mark.parametrize("path", _ui_files(), ids=lambda p: p.stem)
