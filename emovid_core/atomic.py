@@ -53,3 +53,12 @@ def save_safetensors(state_dict: Mapping[str, Any], path: str | os.PathLike, met
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp), metadata=dict(metadata) if metadata else None)
     return Path(path)
+
+
+class WriteFailed(RuntimeError):
+    """A file could not be written (disk full, quota, read-only, ...): one line naming the file and the cause."""
+
+    def __init__(self, path: str | os.PathLike, exc: OSError):
+        self.path, self.cause = Path(path), exc
+        hint = "; free some space or write elsewhere" if exc.errno in (28, 122) else ""  # ENOSPC, EDQUOT
+        super().__init__(f"cannot write {str(path)!r}: {exc.strerror or exc}{hint}")
