@@ -357,7 +357,7 @@ class ComfyClient:
             timeout = self._op_timeout(f"reading {url} ({_size(n)} so far)")
             _set_read_timeout(resp, timeout)
             try:
-                chunk = resp.read(CHUNK)
+                chunk = resp.read1(CHUNK)  # what has arrived (read() would wait to fill the whole chunk)
             except TimeoutError:
                 raise self._timed_out(f"reading {url} ({_size(n)} so far)", timeout) from None
             except http.client.IncompleteRead as exc:
