@@ -281,7 +281,7 @@ class ComfyClient:
         return min(self.request_timeout, left)
 
     @contextmanager
-    def _grace(self, seconds: float = 2.0):
+    def _grace(self, seconds: float = 1.0):
         """Short, single-attempt requests outside the job's deadline: cleaning up after a timeout or a drop."""
         saved = self._deadline, self.request_timeout, self.connect_retries
         self._deadline, self.request_timeout, self.connect_retries = time.monotonic() + seconds, seconds, 1
@@ -508,9 +508,12 @@ class ComfyClient:
         payload["prompt_id"] = prompt_id = prompt_id or str(uuid.uuid4())
         try:
             status, data = self._json("POST", "/prompt", payload)
-        except (ServerDropped, PromptTimeout) as exc:
-            raise type(exc)(f"{exc}. The prompt may have been queued (prompt id {prompt_id}): "
-                            f"{self._queued_state(prompt_id)}") from None
+        except ServerDropped as exc:
+            raise ServerDropped(f"{exc}. The prompt may have been queued (prompt id {prompt_id}): "
+                                f"{self._queued_state(prompt_id)}") from None
+        except PromptTimeout as exc:  # a server that hangs here would hang on the check too: do not ask it
+            raise PromptTimeout(f"{exc}. The prompt may have been queued (prompt id {prompt_id}): check the "
+                                "server's queue before queueing it again") from None
         if status == 400 or (status == 200 and isinstance(data, dict) and data.get("error")):
             data = data if isinstance(data, dict) else {"error": {"message": str(data)}}
             err = data.get("error") if isinstance(data.get("error"), dict) else {"message": str(data.get("error"))}

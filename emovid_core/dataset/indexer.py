@@ -5,7 +5,8 @@
 - Each file is probed (frames, fps, size, duration) and its clip attributes B, C, H are computed exactly as
   the paper's Eqs. 1–3 (frames 0, 20, 40, …; pixel-pooled), by :mod:`emovid_core.attributes`. GIF/WebP
   transparency is composited onto black before measuring (the paper does not say how it treated alpha).
-- Work runs in a process pool over all cores; the progress bar is the runtime's (ComfyUI's in a server).
+- Work runs on an engine of :mod:`emovid_core.executor` (default: worker processes over all cores; a worker that
+  dies mid-clip costs one retry in a fresh worker, then the clip is reported); the progress bar is the runtime's.
 - Resumable: every finished file is appended to a journal next to the output, keyed by path + mtime + size +
   settings. After an interruption (Ctrl-C, ComfyUI's Cancel, a crash) the next run reuses those results and
   only measures what is left; a file that changed since is measured again. The journal stays as a cache for
