@@ -123,17 +123,7 @@ def hang(h, body):
 
 def stall_after(data: bytes, announced: int):
     """Announce ``announced`` bytes, send ``data``, then go silent with the connection open."""
-
-    def fn(h, body):
-        h.send_response(200)
-        h.send_header("Content-Type", "application/octet-stream")
-        h.send_header("Content-Length", str(announced))
-        h.end_headers()
-        h.wfile.write(data)
-        h.wfile.flush()
-        hang(h, body)
-
-    return fn
+    return cut_short(data, announced, then=hang)
 
 
 def endless(rate: float | None = None, chunk: int = 1 << 20, content_length: int | None = None):
@@ -164,8 +154,8 @@ def endless(rate: float | None = None, chunk: int = 1 << 20, content_length: int
     return fn
 
 
-def cut_short(data: bytes, announced: int):
-    """Announce ``announced`` bytes, send ``data`` (fewer), close."""
+def cut_short(data: bytes, announced: int, then=None):
+    """Announce ``announced`` bytes, send ``data`` (fewer), close (or first ``then(h, body)``)."""
 
     def fn(h, body):
         h.send_response(200)
@@ -173,6 +163,9 @@ def cut_short(data: bytes, announced: int):
         h.send_header("Content-Length", str(announced))
         h.end_headers()
         h.wfile.write(data)
+        h.wfile.flush()
+        if then is not None:
+            then(h, body)
         h.close_connection = True
 
     return fn
