@@ -156,11 +156,11 @@ class LocalExecutor(_Base):
         self._pending: deque = deque()  # (key, fn, args, attempt)
         self._procs: dict[int, tuple[Any, Any]] = {}  # sentinel -> (process, parent end of its pipe)
         self._holding: dict[int, tuple | None] = {}  # sentinel -> the task that worker is running
-        self._submitted = 0
+        self._left = 0  # submitted tasks whose outcome has not been yielded yet
 
     def submit(self, key: str, fn: Callable, *args: Any) -> None:
         self._pending.append((key, fn, args, 1))
-        self._submitted += 1
+        self._left += 1
 
     def _start(self, task: tuple | None = None) -> None:
         parent, child = self._ctx.Pipe()
@@ -186,8 +186,7 @@ class LocalExecutor(_Base):
         proc.join(timeout=1)
 
     def results(self) -> Iterator[Outcome]:
-        left = self._submitted
-        while left:
+        while self._left:
             # Idle workers take pending tasks; start workers up to the limit while there is work for them.
             for s, task in list(self._holding.items()):
                 if task is None and self._pending:
@@ -205,7 +204,7 @@ class LocalExecutor(_Base):
                         continue  # it died: its sentinel reports that
                     task = self._holding[s]
                     self._holding[s] = None
-                    left -= 1
+                    self._left -= 1
                     yield Outcome(key, value, None, task[3]) if ok else Outcome(key, None, value, task[3])
             for obj in ready:
                 if obj in self._procs and not self._procs[obj][0].is_alive():
@@ -221,7 +220,7 @@ class LocalExecutor(_Base):
                         log.warning(f"worker process {why} while running {key}; retrying it in a fresh worker")
                         self._start((key, fn, args, attempt + 1))  # a fresh process, not one that ran other tasks
                     else:
-                        left -= 1
+                        self._left -= 1
                         tries = f"{attempt} attempts" if attempt > 1 else "1 attempt"
                         yield Outcome(key, None, f"worker process {why} while processing it ({tries})", attempt, lost=True)
             runtime.check_interrupted()
@@ -229,6 +228,7 @@ class LocalExecutor(_Base):
     def cancel(self) -> None:
         """Drop pending tasks and kill the workers now (SIGTERM, then SIGKILL for any that linger)."""
         self._pending.clear()
+        self._left = 0
         procs = [p for p, _c in self._procs.values()]
         for p in procs:
             p.terminate()

@@ -54,7 +54,7 @@ class Misbehaving:
         self.httpd.daemon_threads = True
         self.httpd.misbehaving_stop = self.stop  # what every behaviour loop watches
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def count(self, method: str, prefix: str) -> int:
         return sum(1 for m, p in self.requests if m == method and p.startswith(prefix))
