@@ -210,7 +210,7 @@ def parse_size(text: str) -> int:
 
 def _expect(data: Any, kind: type, where: str) -> Any:
     if not isinstance(data, kind):
-        names = {dict: "a JSON object", list: "a JSON list", str: "a string"}
+        names = {dict: "a JSON object", list: "a JSON list", str: "a string", type(None): "null"}
         raise BadResponse(f"{where}: expected {names.get(kind, kind.__name__)}, got "
                           f"{names.get(type(data), type(data).__name__)} ({json.dumps(data)[:80]})")
     return data
@@ -596,6 +596,8 @@ class ComfyClient:
                 ev = json.loads(msg)
             except json.JSONDecodeError:
                 return True
+            if not isinstance(ev, dict) or not isinstance(ev.get("data") or {}, dict):
+                return True  # not an event we know: progress is best effort, /history decides
             etype, data = ev.get("type"), ev.get("data") or {}
             if data.get("prompt_id") not in (None, prompt_id):
                 return True
@@ -639,7 +641,10 @@ class ComfyClient:
     def _check_entry(self, prompt_id: str, entry: dict) -> dict:
         status = entry.get("status") or {}
         if status.get("status_str") == "error" or status.get("completed") is False:
-            for name, data in status.get("messages") or []:
+            for msg in status.get("messages") or []:
+                name, data = (msg[0], msg[1]) if isinstance(msg, list) and len(msg) == 2 else (None, None)
+                if not isinstance(data, dict):
+                    continue
                 if name == "execution_error":
                     raise ExecutionFailed(format_execution_error(data), data)
                 if name == "execution_interrupted":
@@ -659,7 +664,8 @@ class ComfyClient:
         files: list[Path] = []
         seen: set[tuple] = set()  # one file can be listed twice (e.g. under "images" and VHS-style "gifs")
         for nid in sorted(outputs, key=str):
-            for items in (outputs[nid] or {}).values():
+            ui = _expect(outputs[nid] or {}, dict, f"{self.server}/history: the outputs of node {nid}")
+            for items in ui.values():
                 if not isinstance(items, list):
                     continue
                 for item in items:

@@ -134,11 +134,16 @@ def _entry_is_a_list(h, b):
     send_json(h, {h.path.rsplit("/", 1)[-1]: [1, 2]})
 
 
+def _node_output_is_a_list(h, b):
+    send_json(h, {h.path.rsplit("/", 1)[-1]: {"outputs": {"9": ["out.bin"]}, "status": {"status_str": "success"}}})
+
+
 @pytest.mark.parametrize("route,behaviour,expect", [
     ("GET /history", cut_short(b'{"abc": ', 500), "the body was cut short after 8 bytes of 500 bytes"),
     ("GET /history", raw_json("<html>502 Bad Gateway</html>"), "answered HTTP 200 with a body that is not JSON"),
     ("GET /history", raw_json("[1, 2]"), "expected a JSON object, got a JSON list ([1, 2])"),
     ("GET /history", _entry_is_a_list, "the entry of prompt"),
+    ("GET /history", _node_output_is_a_list, "/history: the outputs of node 9: expected a JSON object, got a JSON list"),
     ("POST /prompt", raw_json('["queued"]'), "/prompt: expected a JSON object, got a JSON list"),
     ("GET /view", cut_short(b"abc", 100), "/view?filename=out.bin&subfolder=&type=output: the body was cut short after 3 bytes"),
 ])
