@@ -53,6 +53,7 @@ class Misbehaving:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.misbehaving_stop = self.stop  # what every behaviour loop watches
+        self.httpd.handle_error = lambda request, address: None  # a client hanging up on us is the point
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
