@@ -23,6 +23,9 @@ _UMASK_LOCK = threading.Lock()
 class WriteError(OSError):
     """Writing an output failed (disk full, no permission, ...): one line naming the file and the cause."""
 
+    def __str__(self) -> str:  # the message alone, not OSError's "[Errno N] ...: 'file'" (it already names the file)
+        return self.strerror or super().__str__()
+
 
 # ------------------------------------------------------------------------------------------- output checks
 

@@ -5,7 +5,8 @@
 - Each file is probed (frames, fps, size, duration) and its clip attributes B, C, H are computed exactly as
   the paper's Eqs. 1–3 (frames 0, 20, 40, …; pixel-pooled), by :mod:`emovid_core.attributes`. GIF/WebP
   transparency is composited onto black before measuring (the paper does not say how it treated alpha).
-- Work runs in a process pool over all cores; the progress bar is the runtime's (ComfyUI's in a server).
+- Work runs on an engine of :mod:`emovid_core.executor` (default: worker processes over all cores; a worker that
+  dies mid-clip costs one retry in a fresh worker, then the clip is reported); the progress bar is the runtime's.
 - Resumable: every finished file is appended to a journal next to the output, keyed by path + mtime + size +
   settings. After an interruption (Ctrl-C, ComfyUI's Cancel, a crash) the next run reuses those results and
   only measures what is left; a file that changed since is measured again. The journal stays as a cache for
@@ -20,10 +21,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import runtime
+from ..atomic import WriteError, write_error
+from ..executor import make_executor
 from .format import Clip, Reject, resolve_clip_path
 from .importers import import_diffsynth, import_folder
 from .table import INDEX_NAMES, METADATA_NAMES, atomic_write_text, read_table, write_table
@@ -167,6 +172,7 @@ def index_dataset(
     default_type: str | None = None,
     label_source: str = "",
     progress: bool = True,
+    engine: str = "local",
 ) -> IndexReport:
     """Index a dataset root; see the module doc. Returns what happened (also written to the report file)."""
     t0 = time.perf_counter()
@@ -204,25 +210,40 @@ def index_dataset(
     todo = list(dict.fromkeys(todo))  # two rows naming the same file are measured once
     reused = len(keyed) - len(todo)
     workers = max(1, int(workers or os.cpu_count() or 1))
-    jpath.parent.mkdir(parents=True, exist_ok=True)
-    torn = jpath.is_file() and jpath.stat().st_size > 0 and not jpath.read_bytes().endswith(b"\n")
-    with open(jpath, "a", encoding="utf-8") as jfh, runtime.progress_bar(len(todo) if progress else 0, "index clips") as bar:
-        if torn:
-            jfh.write("\n")  # end a line cut short by a crash, so the next entry starts clean
-        def record(key: str, result: dict | None, error: str | None) -> None:
-            entry = {"v": JOURNAL_VERSION, "key": key, "result": result, "error": error}
-            jfh.write(json.dumps(entry) + "\n")
-            jfh.flush()  # one line per finished file survives a crash of this process
-            journal[key] = entry
-            if progress:
-                bar.update(1)
+    lost: dict[str, str] = {}  # key -> why: its worker died on every attempt (or the measuring code itself broke)
+    with _writing(jpath):
+        jpath.parent.mkdir(parents=True, exist_ok=True)
+        torn = jpath.is_file() and jpath.stat().st_size > 0 and not jpath.read_bytes().endswith(b"\n")
+        # Unbuffered: each entry is one write() that reaches the file at once (a crash of this process loses
+        # nothing finished), and a failed write (disk full) raises here, not later in close().
+        jfh = open(jpath, "ab", buffering=0)
+    with jfh, runtime.progress_bar(len(todo) if progress else 0, "index clips") as bar:
+        def append(data: bytes) -> None:
+            with _writing(jpath):
+                while data:
+                    data = data[jfh.write(data):]
 
-        if workers == 1 or len(todo) < 2:
-            for job in todo:
-                runtime.check_interrupted()
-                record(*_worker(job))
-        else:
-            _run_pool([(k, p, st, 1) for k, p, st, _ in todo], workers, record)
+        if torn:
+            append(b"\n")  # end a line cut short by a crash, so the next entry starts clean
+
+        pooled = workers > 1 and len(todo) > 1
+        with make_executor(engine, workers if pooled else 1) as ex:
+            for key, path, st, _ in todo:
+                # one attribute thread per pool worker: the processes already use the cores
+                ex.submit(key, _worker, (key, path, st, 1 if pooled else None))
+            for outcome in ex.results():
+                if outcome.ok:
+                    key, result, error = outcome.value
+                    entry = {"v": JOURNAL_VERSION, "key": key, "result": result, "error": error}
+                    append((json.dumps(entry) + "\n").encode())
+                    journal[key] = entry
+                else:  # not journalled: a rerun tries the file again
+                    lost[outcome.key] = outcome.error
+                if progress:
+                    bar.update(1)
+    for clip, key in keyed:
+        if key in lost:
+            failed.append({"clip_id": clip.clip_id, "path": clip.path, "error": lost[key]})
     for clip, key in keyed:
         e = journal.get(key)
         if e and e.get("error"):
@@ -234,49 +255,35 @@ def index_dataset(
             indexed.append(clip.replace(**{k: r[k] for k in ("frames", "fps", "width", "height", "duration",
                                                                  "brightness", "colorfulness", "hue")}))
     indexed.sort(key=lambda c: c.clip_id)
-    write_table(out, indexed)
+    with _writing(out):
+        write_table(out, indexed)
     # Compact the journal to the files of this run, so entries of changed or deleted files do not pile up.
     live = dict.fromkeys(key for _clip, key in keyed if key in journal)
     with open(jpath, encoding="utf-8") as fh:
         n_lines = sum(1 for _ in fh)
     if n_lines != len(live):  # stale keys, duplicates or a torn line
-        atomic_write_text(jpath, "".join(json.dumps(journal[k]) + "\n" for k in live))
+        with _writing(jpath):
+            atomic_write_text(jpath, "".join(json.dumps(journal[k]) + "\n" for k in live))
     report = IndexReport(output=out, source=source, indexed=len(indexed), measured=len(todo), reused=reused,
                          failed=sorted(failed, key=lambda f: f["path"]), rejects=rejects,
                          report_path=out.with_name(REPORT_NAME) if out.name == INDEX_NAMES[0] else out.with_suffix(".report.json"))
     report.seconds = time.perf_counter() - t0
-    atomic_write_text(report.report_path, json.dumps({
-        "output": str(out), "source": source, "indexed": report.indexed, "measured": report.measured,
-        "reused": report.reused, "stride": stride, "seconds": round(report.seconds, 3),
-        "unreadable": report.failed,
-        "rejected_rows": [{"line": r.line, "reason": r.reason, "value": r.value} for r in rejects],
-    }, indent=1, ensure_ascii=False) + "\n")
+    with _writing(report.report_path):
+        atomic_write_text(report.report_path, json.dumps({
+            "output": str(out), "source": source, "indexed": report.indexed, "measured": report.measured,
+            "reused": report.reused, "stride": stride, "seconds": round(report.seconds, 3),
+            "unreadable": report.failed,
+            "rejected_rows": [{"line": r.line, "reason": r.reason, "value": r.value} for r in rejects],
+        }, indent=1, ensure_ascii=False) + "\n")
     return report
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; only the parent should react (it stops the pool), so the
-    # workers do not each print a KeyboardInterrupt traceback.
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _run_pool(todo: list[tuple[str, str, int, int | None]], workers: int, record) -> None:
-    import multiprocessing
-
-    # spawn: a forked child would inherit the parent's thread pools (torch/OpenCV inside ComfyUI), which can deadlock.
-    ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(processes=min(workers, len(todo)), initializer=_ignore_sigint)
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A write error (disk full, read-only, quota) becomes one line naming the file and the cause."""
     try:
-        for result in pool.imap_unordered(_worker, todo, chunksize=1):
-            record(*result)
-            runtime.check_interrupted()
-        pool.close()
-    except BaseException:
-        # Ctrl-C / Cancel / an error: stop the workers now. What finished is already in the journal, so a rerun
-        # resumes from there. (concurrent.futures can deadlock in shutdown after a KeyboardInterrupt.)
-        pool.terminate()
+        yield
+    except WriteError:  # the atomic writers already name the file
         raise
-    finally:
-        pool.join()
+    except OSError as exc:
+        raise write_error(path, exc) from None

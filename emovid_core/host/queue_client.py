@@ -12,6 +12,8 @@ go up through ``POST /upload/image``. Only the standard library plus ``websocket
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import mimetypes
 import os
@@ -21,13 +23,20 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..atomic import write_error
+
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 # Retrying a refused connection: ComfyUI takes ~10 s to start, so the default waits out a fresh start.
+# A reset or aborted connection is retried for GET only (see ComfyClient._open).
 RETRYABLE = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)
+DEFAULT_MAX_DOWNLOAD = 4 * 1024**3  # per output file; a Wan2.1 video is tens of MB (--max-download)
+JSON_LIMIT = 256 * 1024**2  # /object_info of a server with many packs is a few tens of MB
+CHUNK = 1 << 20
 
 
 class QueueError(RuntimeError):
@@ -61,7 +70,25 @@ class ExecutionFailed(QueueError):
 
 
 class PromptTimeout(QueueError):
+    """The job's --timeout ran out (while waiting, or on any request), or the server stopped answering."""
+
     exit_code = 5
+
+
+class BadResponse(QueueError):
+    """The server answered something unusable: cut short, not JSON, the wrong shape, a redirect elsewhere."""
+
+    exit_code = 7
+
+
+class ServerDropped(BadResponse):
+    """The server closed the connection after receiving a request, without answering."""
+
+
+class DownloadFailed(QueueError):
+    """An output could not be saved: larger than --max-download, or the local write failed (disk full, ...)."""
+
+    exit_code = 8
 
 
 @dataclass
@@ -161,66 +188,221 @@ def _safe_rel(subfolder: str, filename: str) -> Path:
     return Path(*parts, name) if parts else Path(name)
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def parse_size(text: str) -> int:
+    """``4GiB``, ``500M``, ``2g``, ``1048576`` -> bytes (binary units)."""
+    t = str(text).strip().lower().removesuffix("b").removesuffix("i")
+    scale = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale > 1 else t)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise ValueError(f"size {text!r} is not a positive size such as 500M, 4G or 4GiB")
+    return int(value * scale)
+
+
+def _expect(data: Any, kind: type, where: str) -> Any:
+    if not isinstance(data, kind):
+        names = {dict: "a JSON object", list: "a JSON list", str: "a string", type(None): "null"}
+        raise BadResponse(f"{where}: expected {names.get(kind, kind.__name__)}, got "
+                          f"{names.get(type(data), type(data).__name__)} ({json.dumps(data)[:80]})")
+    return data
+
+
+def _origin(url: str) -> tuple:
+    u = urllib.parse.urlsplit(url)
+    return u.scheme.lower(), (u.hostname or "").lower(), u.port or {"http": 80, "https": 443}.get(u.scheme.lower())
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the server (same scheme, host and port): never fetch from elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if _origin(newurl) != _origin(req.full_url):
+            fp.close()
+            raise BadResponse(f"{req.get_method()} {req.full_url} was redirected (HTTP {code}) to {newurl}, another "
+                              "host or scheme; the client only fetches from --server and did not follow it")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _set_read_timeout(resp, seconds: float) -> None:
+    # urlopen's timeout is fixed when the connection opens; the job's deadline shrinks, so each read gets its own.
+    sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+@contextmanager
+def _saving(dest: Path):
+    try:
+        yield
+    except OSError as exc:
+        raise DownloadFailed(str(write_error(dest, exc))) from None
+
+
 class ComfyClient:
-    """A small client for one ComfyUI server. Every method raises :class:`QueueError` subclasses on failure."""
+    """A small client for one ComfyUI server. Every method raises :class:`QueueError` subclasses on failure.
+
+    Time: every request is bounded on connect and on each read by ``request_timeout``; inside :meth:`run` also
+    by the job's deadline (``timeout``), which covers uploads, queueing, waiting and downloads together.
+    """
 
     def __init__(self, server: str | None = None, client_id: str | None = None, *, connect_retries: int = 6,
                  backoff: float = 0.5, request_timeout: float = 60.0, use_websocket: bool = True,
-                 log: Callable[[str], None] | None = None):
+                 max_download: int = DEFAULT_MAX_DOWNLOAD, log: Callable[[str], None] | None = None):
         self.server = normalize_server(server)
         self.client_id = client_id or uuid.uuid4().hex
         self.connect_retries = max(1, int(connect_retries))
         self.backoff = float(backoff)
         self.request_timeout = float(request_timeout)
         self.use_websocket = use_websocket
+        self.max_download = int(max_download)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._opener = urllib.request.build_opener(_SameOriginRedirects)
+        self._deadline: float | None = None  # monotonic time the current job must end by (run())
+        self._job_timeout = 0.0
 
     # ---------------------------------------------------------------- HTTP
-    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                 timeout: float | None = None) -> tuple[int, bytes]:
+    def _op_timeout(self, what: str) -> float:
+        """Seconds one blocking step (connect, one read) may take: request_timeout, and never past the deadline."""
+        if self._deadline is None:
+            return self.request_timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise PromptTimeout(f"{what}: the job's --timeout of {self._job_timeout:g} s ran out (raise --timeout "
+                                "for long jobs)")
+        return min(self.request_timeout, left)
+
+    @contextmanager
+    def _grace(self, seconds: float = 1.0):
+        """Short, single-attempt requests outside the job's deadline: cleaning up after a timeout or a drop."""
+        saved = self._deadline, self.request_timeout, self.connect_retries
+        self._deadline, self.request_timeout, self.connect_retries = time.monotonic() + seconds, seconds, 1
+        try:
+            yield
+        finally:
+            self._deadline, self.request_timeout, self.connect_retries = saved
+
+    def _timed_out(self, what: str, seconds: float) -> PromptTimeout:
+        if self._deadline is not None and time.monotonic() >= self._deadline - 0.05:
+            return PromptTimeout(f"{what}: the job's --timeout of {self._job_timeout:g} s ran out (raise --timeout "
+                                 "for long jobs)")
+        return PromptTimeout(f"{what}: no answer from {self.server} for {seconds:g} s; the server is busy or stuck")
+
+    def _open(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        """The server's response (HTTP errors included), after connect retries; the caller closes it.
+
+        Only a refused connection is retried for every method (nothing reached the server). A connection dropped
+        after the request went out is retried for GET only: a POST (a prompt!) is never sent twice.
+        """
         url = self.server + path
         delay = self.backoff
         last: BaseException | None = None
         for attempt in range(1, self.connect_retries + 1):
+            timeout = self._op_timeout(f"{method} {path}")
             req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
             try:
-                with urllib.request.urlopen(req, timeout=timeout or self.request_timeout) as resp:
-                    return resp.status, resp.read()
+                return self._opener.open(req, timeout=timeout)
             except urllib.error.HTTPError as exc:
-                return exc.code, exc.read()
-            except urllib.error.URLError as exc:
-                if not isinstance(exc.reason, RETRYABLE):
-                    raise ServerUnreachable(f"cannot reach ComfyUI at {self.server}: {exc.reason}") from None
-                last = exc.reason
-            except RETRYABLE as exc:
+                return exc
+            except urllib.error.URLError as exc:  # raised while connecting or sending the request
+                reason = exc.reason
+                if isinstance(reason, TimeoutError):
+                    raise self._timed_out(f"{method} {path}: connecting to {self.server}", timeout) from None
+                if not isinstance(reason, ConnectionRefusedError) and not (method == "GET" and isinstance(reason, RETRYABLE)):
+                    if isinstance(reason, RETRYABLE + (BrokenPipeError,)):
+                        raise ServerDropped(f"{self.server} dropped the connection while receiving {method} {path} "
+                                            f"({reason}); it was not resent") from None
+                    raise ServerUnreachable(f"cannot reach ComfyUI at {self.server}: {reason}") from None
+                last = reason
+            except TimeoutError:  # the request went out; no answer came
+                raise self._timed_out(f"{method} {path}", timeout) from None
+            except (ConnectionError, http.client.RemoteDisconnected) as exc:  # the request went out; no answer came
+                if method != "GET":
+                    raise ServerDropped(f"{self.server} dropped the connection after receiving {method} {path}, "
+                                        f"without answering ({type(exc).__name__}: {exc}); it was not resent") from None
                 last = exc
-            except TimeoutError:
-                raise QueueError(f"{method} {path} on {self.server} got no answer within "
-                                 f"{timeout or self.request_timeout:g} s; the server is busy or stuck") from None
+            except http.client.HTTPException as exc:  # a status line or headers that are not HTTP
+                raise BadResponse(f"{method} {url}: the answer is not valid HTTP ({type(exc).__name__}: {exc})") from None
             if attempt < self.connect_retries:
+                if self._deadline is not None and time.monotonic() + delay >= self._deadline:
+                    break
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
+        if not isinstance(last, ConnectionRefusedError):
+            raise ServerDropped(f"{self.server} dropped the connection on {method} {path} ({last}), "
+                                f"{attempt} time(s)") from None
         raise ServerUnreachable(
-            f"cannot connect to ComfyUI at {self.server} after {self.connect_retries} attempts ({last}); "
+            f"cannot connect to ComfyUI at {self.server} after {attempt} attempt{'s' if attempt > 1 else ''} ({last}); "
             "is the server running? Start it with `python main.py --listen 127.0.0.1 --port 8188` "
             "or pass the right address with --server URL"
         )
 
-    def _json(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
-        body = json.dumps(payload).encode() if payload is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+    def _read_body(self, resp, url: str, write: Callable[[bytes], Any], limit: int, too_big: type[QueueError]) -> int:
+        """Stream ``resp``'s body into ``write`` in chunks: at most ``limit`` bytes, each read bounded in time."""
+        n = 0
+        expected = resp.headers.get("Content-Length")
+        expected = int(expected) if expected and expected.isdigit() else None
+        if expected is not None and expected > limit:
+            raise too_big(f"GET {url}: the server announces {_size(expected)}, over the limit of {_size(limit)}"
+                          + (" (--max-download)" if too_big is DownloadFailed else ""))
+        while True:
+            timeout = self._op_timeout(f"reading {url} ({_size(n)} so far)")
+            _set_read_timeout(resp, timeout)
+            try:
+                chunk = resp.read1(CHUNK)  # what has arrived (read() would wait to fill the whole chunk)
+            except TimeoutError:
+                raise self._timed_out(f"reading {url} ({_size(n)} so far)", timeout) from None
+            except http.client.IncompleteRead as exc:
+                raise BadResponse(f"{url}: the body was cut short after {_size(n + len(exc.partial))}"
+                                  + (f" of {_size(expected)}" if expected else "")) from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise BadResponse(f"{url}: the connection broke after {_size(n)} ({type(exc).__name__}: {exc})") from None
+            if not chunk:
+                break
+            n += len(chunk)
+            if n > limit:
+                raise too_big(f"GET {url}: the body is larger than the limit of {_size(limit)}"
+                              + (" (--max-download)" if too_big is DownloadFailed else ""))
+            write(chunk)
+        if expected is not None and n < expected:
+            raise BadResponse(f"{url}: the body was cut short after {_size(n)} of {_size(expected)}")
+        return n
+
+    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                 limit: int = JSON_LIMIT) -> tuple[int, bytes]:
+        resp = self._open(method, path, body, headers)
+        with resp:
+            buf = io.BytesIO()
+            self._read_body(resp, self.server + path, buf.write, limit, BadResponse)
+            return resp.status, buf.getvalue()
+
+    def _json(self, method: str, path: str, payload: Any = None, body: bytes | None = None,
+              headers: dict | None = None) -> tuple[int, Any]:
+        if payload is not None:
+            body, headers = json.dumps(payload).encode(), {"Content-Type": "application/json"}
         status, raw = self._request(method, path, body, headers)
         try:
             data = json.loads(raw.decode() or "null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if status == 200:
+                raise BadResponse(f"{method} {self.server}{path} answered HTTP 200 with a body that is not JSON "
+                                  f"({exc}; it starts {raw[:60]!r})") from None
             data = raw.decode(errors="replace")
         return status, data
 
-    def _ok_json(self, method: str, path: str, payload: Any = None) -> Any:
+    def _ok_json(self, method: str, path: str, payload: Any = None, expect: type = dict) -> Any:
         status, data = self._json(method, path, payload)
         if status != 200:
             raise QueueError(f"{method} {path} returned HTTP {status}: {str(data)[:500]}")
-        return data
+        return _expect(data, expect, f"{method} {self.server}{path}")
 
     def system_stats(self) -> dict:
         return self._ok_json("GET", "/system_stats")
@@ -229,8 +411,17 @@ class ComfyClient:
         return self._ok_json("GET", "/object_info")
 
     def history(self, prompt_id: str) -> dict | None:
-        data = self._ok_json("GET", f"/history/{urllib.parse.quote(prompt_id)}")
-        return (data or {}).get(prompt_id)
+        path = f"/history/{urllib.parse.quote(prompt_id)}"
+        data = self._ok_json("GET", path)
+        entry = data.get(prompt_id)
+        if entry is None:
+            return None
+        where = f"GET {self.server}{path}"
+        _expect(entry, dict, f"{where}: the entry of prompt {prompt_id}")
+        for key in ("outputs", "status"):
+            if entry.get(key) is not None:
+                _expect(entry[key], dict, f"{where}: {key!r} of prompt {prompt_id}")
+        return entry
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         """Stop ``prompt_id`` if it is running and drop it from the queue if it is still waiting."""
@@ -238,12 +429,52 @@ class ComfyClient:
         if prompt_id:
             self._json("POST", "/queue", {"delete": [prompt_id]})
 
+    def _try_interrupt(self, prompt_id: str) -> str:
+        """Interrupt after a timeout, briefly and without failing (the server may be the one that hangs)."""
+        try:
+            with self._grace():
+                self.interrupt(prompt_id)
+            return "it was interrupted"
+        except QueueError as exc:
+            return f"interrupting it failed too ({exc})"
+
     def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
+        """One output file's bytes, in memory (at most ``max_download``); :meth:`download` streams to disk."""
         q = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder or "", "type": type or "output"})
-        status, raw = self._request("GET", f"/view?{q}")
+        status, raw = self._request("GET", f"/view?{q}", limit=self.max_download)
         if status != 200:
             raise QueueError(f"downloading {filename!r} (subfolder {subfolder!r}, type {type!r}) failed: HTTP {status}")
         return raw
+
+    def download(self, filename: str, subfolder: str, type: str, dest: str | Path) -> Path:
+        """Stream one output file to ``dest`` through ``dest.part`` (renamed on success, removed on any failure)."""
+        dest = Path(dest)
+        q = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder or "", "type": type or "output"})
+        url = f"{self.server}/view?{q}"
+        part = dest.with_name(dest.name + ".part")
+        resp = self._open("GET", f"/view?{q}")
+        try:
+            if resp.status != 200:
+                raise QueueError(f"downloading {filename!r} (subfolder {subfolder!r}, type {type!r}) failed: "
+                                 f"HTTP {resp.status}")
+            with _saving(dest):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(part, "wb", buffering=0)  # unbuffered: a write error (disk full) raises at that write
+
+            def write(data: bytes) -> None:
+                with _saving(dest):
+                    while data:
+                        data = data[fh.write(data):]
+
+            with fh:
+                self._read_body(resp, url, write, self.max_download, DownloadFailed)
+            with _saving(dest):
+                os.replace(part, dest)
+        finally:
+            resp.close()
+            if part.exists():
+                part.unlink()
+        return dest
 
     def upload(self, path: str | Path, subfolder: str = "", type: str = "input", overwrite: bool = True) -> str:
         """Upload a file into the server's input folder; returns the name to put in a LoadImage/LoadVideo input."""
@@ -258,11 +489,14 @@ class ComfyClient:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{path.name}"\r\n'
                      f"Content-Type: {ctype}\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
         parts.append(f"--{boundary}--\r\n".encode())
-        status, raw = self._request("POST", "/upload/image", b"".join(parts),
-                                    {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        status, info = self._json("POST", "/upload/image", body=b"".join(parts),
+                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         if status != 200:
-            raise QueueError(f"uploading {str(path)!r} failed: HTTP {status}: {raw[:300].decode(errors='replace')}")
-        info = json.loads(raw.decode())
+            raise QueueError(f"uploading {str(path)!r} failed: HTTP {status}: {str(info)[:300]}")
+        where = f"POST {self.server}/upload/image"
+        _expect(info, dict, where)
+        if not isinstance(info.get("name"), str):
+            raise BadResponse(f"{where}: the answer has no file 'name' ({str(info)[:200]})")
         return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
 
     def queue_prompt(self, prompt: dict, extra_data: dict | None = None, prompt_id: str | None = None,
@@ -270,15 +504,25 @@ class ComfyClient:
         payload: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id}
         if extra_data:
             payload["extra_data"] = extra_data
-        if prompt_id:
-            payload["prompt_id"] = prompt_id
-        status, data = self._json("POST", "/prompt", payload)
+        # Chosen here, so that after a dropped connection or a timeout we can still tell whether it was queued.
+        payload["prompt_id"] = prompt_id = prompt_id or str(uuid.uuid4())
+        try:
+            status, data = self._json("POST", "/prompt", payload)
+        except ServerDropped as exc:
+            raise ServerDropped(f"{exc}. The prompt may have been queued (prompt id {prompt_id}): "
+                                f"{self._queued_state(prompt_id)}") from None
+        except PromptTimeout as exc:  # a server that hangs here would hang on the check too: do not ask it
+            raise PromptTimeout(f"{exc}. The prompt may have been queued (prompt id {prompt_id}): check the "
+                                "server's queue before queueing it again") from None
         if status == 400 or (status == 200 and isinstance(data, dict) and data.get("error")):
             data = data if isinstance(data, dict) else {"error": {"message": str(data)}}
             err = data.get("error") if isinstance(data.get("error"), dict) else {"message": str(data.get("error"))}
             raise PromptValidationError(format_node_errors(data, prompt), err, data.get("node_errors") or {})
-        if status != 200 or not isinstance(data, dict) or "prompt_id" not in data:
+        if status != 200:
             raise QueueError(f"POST /prompt returned HTTP {status}: {str(data)[:500]}")
+        _expect(data, dict, f"POST {self.server}/prompt")
+        if not isinstance(data.get("prompt_id"), str):
+            raise BadResponse(f"POST {self.server}/prompt: the answer has no 'prompt_id' ({json.dumps(data)[:200]})")
         if data.get("node_errors"):
             # Some outputs failed validation and ComfyUI would quietly run only the rest. Unless the caller
             # accepts that, take the prompt back and fail like a full rejection.
@@ -291,6 +535,20 @@ class ComfyClient:
             self.log(format_node_errors({**body, "error": {"message": "these outputs will be skipped"}}, prompt))
         return data["prompt_id"]
 
+    def _queued_state(self, prompt_id: str) -> str:
+        """What the server says about ``prompt_id`` (asked briefly, once): queued, finished, unknown."""
+        try:
+            with self._grace():
+                queue = self._ok_json("GET", "/queue")
+                items = list(queue.get("queue_running") or []) + list(queue.get("queue_pending") or [])
+                if any(isinstance(it, list) and len(it) > 1 and it[1] == prompt_id for it in items):
+                    return "the server's queue lists it, so it will run; do not queue it again"
+                if self.history(prompt_id) is not None:
+                    return "the server's history lists it, so it ran; do not queue it again"
+            return "the server's queue and history do not list it; check the server before queueing it again"
+        except QueueError as exc:
+            return f"asking the server failed too ({exc}); check its queue before queueing it again"
+
     # ---------------------------------------------------------------- waiting
     def _open_ws(self):
         if not self.use_websocket:
@@ -302,7 +560,9 @@ class ComfyClient:
             return None
         url = self.server.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         try:
-            ws = websocket.create_connection(f"{url}/ws?clientId={urllib.parse.quote(self.client_id)}", timeout=10)
+            # at most half of what is left: a server that hangs here still leaves time for the prompt's error
+            timeout = min(10.0, self._op_timeout("opening the websocket") / 2)
+            ws = websocket.create_connection(f"{url}/ws?clientId={urllib.parse.quote(self.client_id)}", timeout=timeout)
             ws.settimeout(0.5)
             return ws
         except Exception as exc:  # any websocket failure only costs us live progress, never the job
@@ -317,7 +577,7 @@ class ComfyClient:
         own when there is no websocket, or as a slow safety net when events go missing).
         Raises ExecutionFailed (with the node and exception), PromptTimeout (after interrupting the prompt).
         """
-        deadline = time.monotonic() + float(timeout)
+        deadline = min(time.monotonic() + float(timeout), self._deadline or float("inf"))
         cached: list[str] = []
         state = {"finished": False, "ws": ws}
 
@@ -336,6 +596,8 @@ class ComfyClient:
                 ev = json.loads(msg)
             except json.JSONDecodeError:
                 return True
+            if not isinstance(ev, dict) or not isinstance(ev.get("data") or {}, dict):
+                return True  # not an event we know: progress is best effort, /history decides
             etype, data = ev.get("type"), ev.get("data") or {}
             if data.get("prompt_id") not in (None, prompt_id):
                 return True
@@ -355,16 +617,18 @@ class ComfyClient:
         while True:
             now = time.monotonic()
             if now >= deadline:
-                self.interrupt(prompt_id)
-                raise PromptTimeout(f"prompt {prompt_id} did not finish within {timeout:g} s; it was interrupted "
-                                    "(raise --timeout for long jobs)")
+                raise PromptTimeout(f"prompt {prompt_id} did not finish within {self._job_timeout or timeout:g} s; "
+                                    f"{self._try_interrupt(prompt_id)} (raise --timeout for long jobs)")
             live = state["ws"] is not None and not state["finished"]
             if live:
                 pump()
             elif not state["finished"]:
                 time.sleep(min(poll_interval, max(0.0, deadline - now), max(0.0, next_poll - now)))
             if state["finished"] or time.monotonic() >= next_poll:
-                entry = self.history(prompt_id)
+                try:
+                    entry = self.history(prompt_id)
+                except PromptTimeout as exc:
+                    raise PromptTimeout(f"prompt {prompt_id}: {exc}; {self._try_interrupt(prompt_id)}") from None
                 if entry is not None:  # ComfyUI writes the history entry only once the prompt is done
                     while state["ws"] is not None and not state["finished"] and pump():
                         pass  # show the events that were still in flight
@@ -377,7 +641,10 @@ class ComfyClient:
     def _check_entry(self, prompt_id: str, entry: dict) -> dict:
         status = entry.get("status") or {}
         if status.get("status_str") == "error" or status.get("completed") is False:
-            for name, data in status.get("messages") or []:
+            for msg in status.get("messages") or []:
+                name, data = (msg[0], msg[1]) if isinstance(msg, list) and len(msg) == 2 else (None, None)
+                if not isinstance(data, dict):
+                    continue
                 if name == "execution_error":
                     raise ExecutionFailed(format_execution_error(data), data)
                 if name == "execution_interrupted":
@@ -390,13 +657,15 @@ class ComfyClient:
     def download_outputs(self, outputs: dict, out_dir: str | Path) -> list[Path]:
         """Fetch every file an output node reported (images, gifs, videos, ...) into ``out_dir``.
 
-        Files keep the server's subfolder; temp files (previews) go under ``temp/``.
+        Files keep the server's subfolder; temp files (previews) go under ``temp/``. Each is streamed to disk
+        (:meth:`download`): at most ``max_download`` bytes, never held in memory.
         """
         out_dir = Path(out_dir)
         files: list[Path] = []
         seen: set[tuple] = set()  # one file can be listed twice (e.g. under "images" and VHS-style "gifs")
         for nid in sorted(outputs, key=str):
-            for items in (outputs[nid] or {}).values():
+            ui = _expect(outputs[nid] or {}, dict, f"{self.server}/history: the outputs of node {nid}")
+            for items in ui.values():
                 if not isinstance(items, list):
                     continue
                 for item in items:
@@ -409,12 +678,7 @@ class ComfyClient:
                     seen.add(key)
                     rel = _safe_rel(item.get("subfolder", ""), item["filename"])
                     dest = out_dir / (Path("temp") / rel if kind == "temp" else rel)
-                    data = self.view(item["filename"], item.get("subfolder", ""), kind)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = dest.with_name(dest.name + ".part")
-                    tmp.write_bytes(data)
-                    tmp.replace(dest)
-                    files.append(dest)
+                    files.append(self.download(item["filename"], item.get("subfolder", ""), kind, dest))
         return files
 
     # ---------------------------------------------------------------- all together
@@ -442,8 +706,18 @@ class ComfyClient:
 
         ``uploads`` items are ``FILE`` (uploaded under its own name) or ``NODE.INPUT=FILE`` (uploaded, then that
         input is set to the server's name for it).
+
+        ``timeout`` bounds the whole job (uploads, queueing, waiting, downloads): every connect and every read
+        also ends by then.
         """
         t0 = time.monotonic()
+        self._deadline, self._job_timeout = t0 + float(timeout), float(timeout)
+        try:
+            return self._run(workflow, out_dir, t0, timeout, overrides, uploads, on_event, show_progress, allow_partial)
+        finally:
+            self._deadline = None
+
+    def _run(self, workflow, out_dir, t0, timeout, overrides, uploads, on_event, show_progress, allow_partial):
         sets = list(overrides or [])
         for item in uploads or []:
             target, sep, path = item.partition("=")
