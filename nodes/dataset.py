@@ -22,17 +22,41 @@ DATASET_TYPE = "EMOVID_DATASET"
 MODES = ["random", "balanced", "benchmark", "index"]
 
 
-def _resolve_root(root: str) -> Path:
-    """``root`` as given (absolute or relative to the working folder), else relative to ComfyUI's input folder."""
-    text = (root or "").strip()
+DATASET_KIND = "emovid_datasets"  # ComfyUI folder kind for dataset roots (extra_model_paths.yaml)
+NO_DATASET = "none"
+_REFUSED = (OSError, ValueError)  # not found, refused by the server's path policy, or empty
+
+
+def _dataset_folders() -> list[str]:
+    """The 'dataset' list: sub-folders holding an EmoVid table, in the emovid_datasets folders and the input folder."""
+    from emovid_core.dataset.table import INDEX_NAMES, METADATA_NAMES
+
+    names: dict[str, None] = {}
+    for folder in [*runtime.model_folders(DATASET_KIND), runtime.input_directory()]:
+        if not folder.is_dir():
+            continue
+        for sub in sorted(folder.iterdir()):
+            if sub.is_dir() and not sub.name.startswith(".") and any((sub / n).is_file() for n in INDEX_NAMES + METADATA_NAMES):
+                names.setdefault(sub.name, None)
+    return list(names)
+
+
+def _resolve_root(root: str, dataset: str = NO_DATASET) -> Path:
+    """``root`` (or, when empty, the ``dataset`` picked from the list): absolute, or relative to the emovid_datasets
+    folders or ComfyUI's input folder (headless also to the working folder). In a ComfyUI server the folder must
+    lie inside the server's folders (runtime.resolve_user_path)."""
+    text = (root or "").strip() or ("" if dataset in (None, "", NO_DATASET) else dataset)
     if not text:
         raise ValueError("dataset root is empty: set 'root' to a folder with emovid_index.csv or emovid_metadata.csv "
-                         "(make one with `emovid dataset make-sample DIR`)")
-    p = Path(text).expanduser()
-    if p.exists() or p.is_absolute():
-        return p
-    alt = runtime.input_directory() / p
-    return alt if alt.exists() else p
+                         "(make one with `emovid dataset make-sample DIR`), or pick one in the 'dataset' list")
+    return runtime.resolve_user_path(DATASET_KIND, text, relative_to=[runtime.input_directory()], what="dataset root")
+
+
+def _resolve_metadata(metadata: str, root: Path) -> Path | None:
+    text = (metadata or "").strip()
+    if not text:
+        return None
+    return runtime.resolve_user_path(DATASET_KIND, text, relative_to=[root], what="metadata table")
 
 
 class EmoVidDataset:
@@ -54,29 +78,51 @@ class EmoVidDataset:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "root": ("STRING", {"default": "", "tooltip": "Dataset folder (absolute, or relative to ComfyUI's input folder). "
-                                                              "Its emovid_index.csv is used when present, else emovid_metadata.csv."}),
+                "root": ("STRING", {"default": "", "tooltip": "Dataset folder: absolute, or relative to an emovid_datasets folder "
+                                                              "(extra_model_paths.yaml) or ComfyUI's input folder; on a server it "
+                                                              "must lie inside the server's folders (EMOVID_ALLOW_ANY_PATH=1 lifts "
+                                                              "this). Its emovid_index.csv is used when present, else "
+                                                              "emovid_metadata.csv. Empty: the 'dataset' list is used."}),
             },
             "optional": {
-                "metadata": ("STRING", {"default": "", "tooltip": "Optional: a specific .csv/.jsonl table to read instead of the root's own."}),
+                "metadata": ("STRING", {"default": "", "tooltip": "Optional: a specific .csv/.jsonl table to read instead of the "
+                                                                  "root's own (relative to the root, or a path as for root)."}),
+                "dataset": ([NO_DATASET, *_dataset_folders()], {"default": NO_DATASET, "emovid_dynamic_list": True,
+                                                                "tooltip": "Used when root is empty: a dataset folder found in "
+                                                                           "the emovid_datasets folders or the input folder."}),
             },
         }
 
-    def open(self, root, metadata=""):
-        ds = load_dataset(_resolve_root(root), (metadata or "").strip() or None)
+    def open(self, root, metadata="", dataset=NO_DATASET):
+        folder = _resolve_root(root, dataset)
+        ds = load_dataset(folder, _resolve_metadata(metadata, folder))
         return (ds, ds.summary())
 
     @classmethod
-    def IS_CHANGED(cls, root, metadata="", **kwargs):
+    def IS_CHANGED(cls, root, metadata="", dataset=NO_DATASET, **kwargs):
         # Re-run (and so re-run everything downstream) when the table changes on disk.
         try:
             from emovid_core.dataset.table import find_metadata
 
-            path = Path(metadata.strip()) if metadata and metadata.strip() else find_metadata(_resolve_root(root))
+            folder = _resolve_root(root, dataset)
+            path = _resolve_metadata(metadata, folder) or find_metadata(folder)
             st = path.stat()
             return f"{path}:{st.st_mtime_ns}:{st.st_size}"
-        except (OSError, ValueError):
+        except _REFUSED:
             return "missing"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, root="", metadata="", dataset=NO_DATASET):
+        # A path the server's policy refuses is a validation error (HTTP 400 from /prompt), not a run-time one.
+        # Naming 'dataset' also skips ComfyUI's list check, so a workflow naming a dataset runs on another machine.
+        try:
+            folder = _resolve_root(root, dataset)
+            _resolve_metadata(metadata, folder)
+        except runtime.PathNotAllowed as exc:
+            return str(exc)
+        except ValueError:
+            pass  # reported when the node runs, with the run-time message
+        return True
 
 
 class EmoVidSampleClip:

@@ -1,4 +1,5 @@
-"""The pack inside a real ComfyUI (opt-in: set COMFYUI_DIR; python from COMFYUI_PYTHON or COMFYUI_DIR/.venv).
+"""The pack inside a real ComfyUI (opt-in: set COMFYUI_DIR; its python is found by tests/comfyui_env.py:
+COMFYUI_PYTHON, COMFYUI_DIR/.venv or venv, or this interpreter when it imports ComfyUI; otherwise skipped).
 
     COMFYUI_DIR=/path/to/ComfyUI .venv/bin/python -m pytest tests/test_comfyui_integration.py -q
 
@@ -20,7 +21,6 @@ Substitutions, because full-size components cannot run on a CPU test machine:
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -30,15 +30,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from comfyui_env import find_comfyui
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+_COMFY_DIR, COMFYUI_PYTHON, _SKIP_WHY = find_comfyui()
+COMFYUI_DIR = str(_COMFY_DIR) if _COMFY_DIR else None
 
-pytestmark = pytest.mark.skipif(
-    not COMFYUI_DIR, reason="set COMFYUI_DIR to a ComfyUI checkout to run the real-server integration tests"
-)
+pytestmark = pytest.mark.skipif(COMFYUI_PYTHON is None, reason=_SKIP_WHY or "no ComfyUI")
 
 TEST_SUPPORT_NODES = r'''
 """TEST ONLY (written by tests/test_comfyui_integration.py into a temporary custom_nodes folder; never shipped)."""
@@ -129,10 +129,7 @@ CLIP_L = "clip_l_random_test.safetensors"
 
 
 def _python() -> str:
-    py = os.environ.get("COMFYUI_PYTHON") or str(Path(COMFYUI_DIR) / ".venv" / "bin" / "python")
-    if not Path(py).exists():
-        pytest.skip(f"no python for ComfyUI at {py}; set COMFYUI_PYTHON")
-    return py
+    return COMFYUI_PYTHON
 
 
 def _free_port() -> int:
