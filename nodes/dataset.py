@@ -23,32 +23,17 @@ MODES = ["random", "balanced", "benchmark", "index"]
 
 
 DATASET_KIND = "emovid_datasets"  # ComfyUI folder kind for dataset roots (extra_model_paths.yaml)
-NO_DATASET = "none"
 _REFUSED = (OSError, ValueError)  # not found, refused by the server's path policy, or empty
 
 
-def _dataset_folders() -> list[str]:
-    """The 'dataset' list: sub-folders holding an EmoVid table, in the emovid_datasets folders and the input folder."""
-    from emovid_core.dataset.table import INDEX_NAMES, METADATA_NAMES
-
-    names: dict[str, None] = {}
-    for folder in [*runtime.model_folders(DATASET_KIND), runtime.input_directory()]:
-        if not folder.is_dir():
-            continue
-        for sub in sorted(folder.iterdir()):
-            if sub.is_dir() and not sub.name.startswith(".") and any((sub / n).is_file() for n in INDEX_NAMES + METADATA_NAMES):
-                names.setdefault(sub.name, None)
-    return list(names)
-
-
-def _resolve_root(root: str, dataset: str = NO_DATASET) -> Path:
-    """``root`` (or, when empty, the ``dataset`` picked from the list): absolute, or relative to the emovid_datasets
-    folders or ComfyUI's input folder (headless also to the working folder). In a ComfyUI server the folder must
-    lie inside the server's folders (runtime.resolve_user_path)."""
-    text = (root or "").strip() or ("" if dataset in (None, "", NO_DATASET) else dataset)
+def _resolve_root(root: str) -> Path:
+    """``root``: absolute, or relative to the emovid_datasets folders or ComfyUI's input folder (headless also to
+    the working folder). In a ComfyUI server the folder must lie inside the server's folders
+    (runtime.resolve_user_path)."""
+    text = (root or "").strip()
     if not text:
         raise ValueError("dataset root is empty: set 'root' to a folder with emovid_index.csv or emovid_metadata.csv "
-                         "(make one with `emovid dataset make-sample DIR`), or pick one in the 'dataset' list")
+                         "(make one with `emovid dataset make-sample DIR`), e.g. a folder name in emovid_datasets")
     return runtime.resolve_user_path(DATASET_KIND, text, relative_to=[runtime.input_directory()], what="dataset root")
 
 
@@ -78,33 +63,30 @@ class EmoVidDataset:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "root": ("STRING", {"default": "", "tooltip": "Dataset folder: absolute, or relative to an emovid_datasets folder "
-                                                              "(extra_model_paths.yaml) or ComfyUI's input folder; on a server it "
-                                                              "must lie inside the server's folders (EMOVID_ALLOW_ANY_PATH=1 lifts "
-                                                              "this). Its emovid_index.csv is used when present, else "
-                                                              "emovid_metadata.csv. Empty: the 'dataset' list is used."}),
+                "root": ("STRING", {"default": "", "tooltip": "Dataset folder: a folder name in an emovid_datasets folder "
+                                                              "(models/emovid_datasets or extra_model_paths.yaml) or in ComfyUI's "
+                                                              "input folder, or an absolute path; on a server it must lie inside "
+                                                              "the server's folders (EMOVID_ALLOW_ANY_PATH=1 lifts this). Its "
+                                                              "emovid_index.csv is used when present, else emovid_metadata.csv."}),
             },
             "optional": {
                 "metadata": ("STRING", {"default": "", "tooltip": "Optional: a specific .csv/.jsonl table to read instead of the "
                                                                   "root's own (relative to the root, or a path as for root)."}),
-                "dataset": ([NO_DATASET, *_dataset_folders()], {"default": NO_DATASET, "emovid_dynamic_list": True,
-                                                                "tooltip": "Used when root is empty: a dataset folder found in "
-                                                                           "the emovid_datasets folders or the input folder."}),
             },
         }
 
-    def open(self, root, metadata="", dataset=NO_DATASET):
-        folder = _resolve_root(root, dataset)
+    def open(self, root, metadata=""):
+        folder = _resolve_root(root)
         ds = load_dataset(folder, _resolve_metadata(metadata, folder))
         return (ds, ds.summary())
 
     @classmethod
-    def IS_CHANGED(cls, root, metadata="", dataset=NO_DATASET, **kwargs):
+    def IS_CHANGED(cls, root, metadata="", **kwargs):
         # Re-run (and so re-run everything downstream) when the table changes on disk.
         try:
             from emovid_core.dataset.table import find_metadata
 
-            folder = _resolve_root(root, dataset)
+            folder = _resolve_root(root)
             path = _resolve_metadata(metadata, folder) or find_metadata(folder)
             st = path.stat()
             return f"{path}:{st.st_mtime_ns}:{st.st_size}"
@@ -112,11 +94,10 @@ class EmoVidDataset:
             return "missing"
 
     @classmethod
-    def VALIDATE_INPUTS(cls, root="", metadata="", dataset=NO_DATASET):
+    def VALIDATE_INPUTS(cls, root="", metadata=""):
         # A path the server's policy refuses is a validation error (HTTP 400 from /prompt), not a run-time one.
-        # Naming 'dataset' also skips ComfyUI's list check, so a workflow naming a dataset runs on another machine.
         try:
-            folder = _resolve_root(root, dataset)
+            folder = _resolve_root(root)
             _resolve_metadata(metadata, folder)
         except runtime.PathNotAllowed as exc:
             return str(exc)

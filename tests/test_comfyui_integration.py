@@ -25,6 +25,7 @@ import re
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -459,7 +460,8 @@ def test_cli_reports_validation_and_execution_errors_from_the_real_server(server
     err = capsys.readouterr().err
     assert "(EmoVidDatasetStats" in err and "input 'bins'" in err
     broken = _api("emovid_dataset_explore")
-    broken[_find(broken, "EmoVidDataset")]["inputs"]["root"] = str(tmp_path / "no_such_dataset")
+    # A name inside the input folder that is not there (an absolute path outside it is refused at validation).
+    broken[_find(broken, "EmoVidDataset")]["inputs"]["root"] = "no_such_dataset"
     p.write_text(json.dumps(broken))
     assert cli_main(["queue", str(p), "--server", server["url"], "--out", str(tmp_path / "o")]) == 4
     err = capsys.readouterr().err
@@ -482,3 +484,38 @@ def test_demo_story_example_runs_in_comfyui(server, tmp_path):
     assert (info.frames, info.width, info.height) == (9, 64, 48)
     report = " ".join(job.outputs[_find(wf, "EmoVidLoraLoaderPipeline")]["text"])
     assert "emovid_fear" in report, report
+
+
+def test_server_refuses_node_paths_outside_its_folders(server, tmp_path):
+    """An exposed server is not a file browser: Load Video `path` and Dataset `root` outside the served folders are
+    refused by /prompt (HTTP 400), without quoting the file; inside the input folder the same file is accepted."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "passwd.mp4").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    (secret / "emovid_metadata.csv").write_text("clip_id,path,type,emotion\n")
+    load = {"class_type": "EmoVidLoadVideo", "inputs": {"video": "none.mp4", "path": str(secret / "passwd.mp4"),
+                                                      "max_frames": 0, "skip_first": 0, "every_nth": 1, "target_fps": 0.0,
+                                                      "width": 0, "height": 0, "crop": "center", "wan_4n1": False}}
+    cases = {
+        "video path": {"1": load, "2": {"class_type": "EmoVidFrameAttributes", "inputs": {"images": ["1", 0], "stride": 1, "fps": 16.0}}},
+        "dataset root": {"1": {"class_type": "EmoVidDataset", "inputs": {"root": str(secret)}},
+                         "2": {"class_type": "EmoVidDatasetStats", "inputs": {"dataset": ["1", 0], "bins": 11, "consecutive_only": False}}},
+        "dotdot": {"1": {"class_type": "EmoVidDataset", "inputs": {"root": "../../" + secret.name}},
+                   "2": {"class_type": "EmoVidDatasetStats", "inputs": {"dataset": ["1", 0], "bins": 11, "consecutive_only": False}}},
+    }
+    for label, wf in cases.items():
+        req = urllib.request.Request(server["url"] + "/prompt", data=json.dumps({"prompt": wf}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 400, label
+        body = err.value.read().decode()
+        assert "outside the folders this ComfyUI server reads" in body and "EMOVID_ALLOW_ANY_PATH" in body, (label, body[:600])
+        assert "root:x" not in body and "bin/bash" not in body, label
+    # The same kind of input inside the server's input folder passes validation (and fails only as a bad video).
+    (server["base"] / "input" / "passwd_copy.mp4").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    load["inputs"]["path"] = "passwd_copy.mp4"
+    req = urllib.request.Request(server["url"] + "/prompt", data=json.dumps({"prompt": cases["video path"]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200 and json.loads(r.read())["prompt_id"]

@@ -139,20 +139,20 @@ def test_load_video_lists_and_loads_videos_of_declared_folders(pack_nodes, serve
     assert count == 3 and tuple(frames.shape[1:3]) == (16, 16)
 
 
-def test_dataset_node_refuses_outside_roots_and_tables_and_lists_declared_datasets(pack_nodes, server, outside, sample_root):
+def test_dataset_node_refuses_outside_roots_and_tables_and_opens_declared_datasets(pack_nodes, server, outside, sample_root):
     import shutil
 
     node = pack_nodes["EmoVidDataset"]
-    for kwargs in ({"root": str(outside / "dataset")}, {"root": "", "dataset": "../elsewhere/dataset"},
+    for kwargs in ({"root": str(outside / "dataset")}, {"root": "../elsewhere/dataset"},
                    {"root": "EmoVid", "metadata": str(outside / "passwd.csv")}):
         msg = node.VALIDATE_INPUTS(**kwargs)
         assert isinstance(msg, str) and "outside the folders" in msg, (kwargs, msg)
         with pytest.raises(PathNotAllowed):
             node().open(**kwargs)
+    # A folder name in a declared emovid_datasets folder (extra_model_paths.yaml) is enough.
     shutil.copytree(sample_root, server["declared"] / "emovid_sample")
-    choices = node.INPUT_TYPES()["optional"]["dataset"][0]
-    assert choices[0] == "none" and "emovid_sample" in choices
-    ds, summary = node().open("", dataset="emovid_sample")
+    assert node.VALIDATE_INPUTS(root="emovid_sample") is True
+    ds, summary = node().open("emovid_sample")
     assert len(ds) > 0 and str(server["declared"]) in summary
 
 
