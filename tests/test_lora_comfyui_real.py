@@ -55,7 +55,7 @@ def _write_hand_loras(folder: Path, dim: int = 128, ffn: int = 256, rank: int = 
         musubi[f"{kn}.lora_down.weight"], musubi[f"{kn}.lora_up.weight"], musubi[f"{kn}.alpha"] = a, b, alpha
     assert "lora_unet_blocks_1_cross_attn_o.alpha" in musubi and "transformer.blocks.0.ffn.net.0.proj.lora_A.weight" in diffusers
     for fmt, sd in (("comfy", comfy), ("diffsynth", diffsynth), ("diffusers", diffusers), ("musubi", musubi)):
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / f"hand_{fmt}.safetensors"))
+        save_file({k: v.clone().contiguous() for k, v in sd.items()}, str(folder / f"hand_{fmt}.safetensors"))
     return ["diffsynth", "diffusers", "musubi"]
 
 
