@@ -4,8 +4,9 @@
 # Each end gets a fresh virtual environment with the pack installed from pyproject.toml plus the pins below, then
 # runs the tests that exercise diffusers/transformers/peft. The everyday venv (scripts/dev.sh) is the third point:
 # newest diffusers with transformers 4.x, the pairing a ComfyUI 0.3.64 install has.
-#   oldest: diffusers 0.34.0 (first whose WanTransformer3DModel takes pos_embed_seq_len, which the shipped configs
-#           set) + transformers 4.50.0 (the declared minimums)
+#   oldest: diffusers 0.35.0 + transformers 4.51.0 (the declared minimums). Measured below them: diffusers 0.33 has
+#           no pos_embed_seq_len (the shipped configs set it), 0.34's own Wan LoRA loader rejects ComfyUI-format
+#           .alpha keys, transformers 4.50's umt5 from_pretrained keeps other tensors in fp32 than the single files.
 #   newest: diffusers 0.39.0 (last before huggingface-hub>=1.23) + the newest transformers pip picks (5.x)
 # Honours EMOVID_DEPCHECK_DIR (where the venvs live; default: a temporary folder, removed at the end) and PYTHON.
 set -euo pipefail
@@ -17,7 +18,7 @@ if [ -n "${EMOVID_DEPCHECK_DIR:-}" ]; then WORK="$EMOVID_DEPCHECK_DIR"; mkdir -p
 
 pins() {
   case "$1" in
-    oldest) echo "diffusers==0.34.0 transformers==4.50.0" ;;
+    oldest) echo "diffusers==0.35.0 transformers==4.51.0" ;;
     newest) echo "diffusers==0.39.0" ;;
     *) echo "unknown end '$1' (use oldest or newest)" >&2; exit 2 ;;
   esac
