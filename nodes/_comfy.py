@@ -7,6 +7,7 @@ Headless (tests, ``emovid run``), none of these imports exist and emovid_core ke
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from emovid_core import runtime
@@ -36,8 +37,31 @@ def _interrupt_check() -> None:
     comfy.model_management.throw_exception_if_processing_interrupted()
 
 
+# Folder kinds the pack adds to ComfyUI's, so users declare their own folders the ComfyUI way
+# (extra_model_paths.yaml: `emovid_datasets: /data/emovid`) and the nodes list what is in them.
+FOLDER_KINDS = {"emovid_datasets": "EmoVid dataset roots", "emovid_videos": "videos for EmoVid Load Video"}
+# Kinds whose folders node inputs must never read: code and settings, not media or models.
+_NOT_SERVED = {"custom_nodes", "configs"}
+
+
 def _install() -> None:
     import folder_paths
+
+    for kind in FOLDER_KINDS:
+        # Appends the default after any folder extra_model_paths.yaml declared (it is read before packs load).
+        folder_paths.add_model_folder_path(kind, os.path.join(folder_paths.models_dir, kind))
+
+    def allowed_roots() -> dict[str, list[str]]:
+        roots = {
+            "input": [folder_paths.get_input_directory()],
+            "output": [folder_paths.get_output_directory()],
+            "temp": [folder_paths.get_temp_directory()],
+            "models": [folder_paths.models_dir],
+        }
+        for kind, (paths, _exts) in folder_paths.folder_names_and_paths.items():
+            if kind not in _NOT_SERVED:
+                roots[kind] = list(paths)
+        return roots
 
     def list_files(kind: str) -> list[str]:
         try:
@@ -64,6 +88,7 @@ def _install() -> None:
     runtime.RUNTIME.input_dir = Path(folder_paths.get_input_directory())
     runtime.RUNTIME.list_files_hook = list_files
     runtime.RUNTIME.full_path_hook = full_path
+    runtime.RUNTIME.allowed_roots_hook = allowed_roots
     runtime.RUNTIME.in_comfyui = True
 
 

@@ -22,17 +22,26 @@ DATASET_TYPE = "EMOVID_DATASET"
 MODES = ["random", "balanced", "benchmark", "index"]
 
 
+DATASET_KIND = "emovid_datasets"  # ComfyUI folder kind for dataset roots (extra_model_paths.yaml)
+_REFUSED = (OSError, ValueError)  # not found, refused by the server's path policy, or empty
+
+
 def _resolve_root(root: str) -> Path:
-    """``root`` as given (absolute or relative to the working folder), else relative to ComfyUI's input folder."""
+    """``root``: absolute, or relative to the emovid_datasets folders or ComfyUI's input folder (headless also to
+    the working folder). In a ComfyUI server the folder must lie inside the server's folders
+    (runtime.resolve_user_path)."""
     text = (root or "").strip()
     if not text:
         raise ValueError("dataset root is empty: set 'root' to a folder with emovid_index.csv or emovid_metadata.csv "
-                         "(make one with `emovid dataset make-sample DIR`)")
-    p = Path(text).expanduser()
-    if p.exists() or p.is_absolute():
-        return p
-    alt = runtime.input_directory() / p
-    return alt if alt.exists() else p
+                         "(make one with `emovid dataset make-sample DIR`), e.g. a folder name in emovid_datasets")
+    return runtime.resolve_user_path(DATASET_KIND, text, relative_to=[runtime.input_directory()], what="dataset root")
+
+
+def _resolve_metadata(metadata: str, root: Path) -> Path | None:
+    text = (metadata or "").strip()
+    if not text:
+        return None
+    return runtime.resolve_user_path(DATASET_KIND, text, relative_to=[root], what="metadata table")
 
 
 class EmoVidDataset:
@@ -54,16 +63,21 @@ class EmoVidDataset:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "root": ("STRING", {"default": "", "tooltip": "Dataset folder (absolute, or relative to ComfyUI's input folder). "
-                                                              "Its emovid_index.csv is used when present, else emovid_metadata.csv."}),
+                "root": ("STRING", {"default": "", "tooltip": "Dataset folder: a folder name in an emovid_datasets folder "
+                                                              "(models/emovid_datasets or extra_model_paths.yaml) or in ComfyUI's "
+                                                              "input folder, or an absolute path; on a server it must lie inside "
+                                                              "the server's folders (EMOVID_ALLOW_ANY_PATH=1 lifts this). Its "
+                                                              "emovid_index.csv is used when present, else emovid_metadata.csv."}),
             },
             "optional": {
-                "metadata": ("STRING", {"default": "", "tooltip": "Optional: a specific .csv/.jsonl table to read instead of the root's own."}),
+                "metadata": ("STRING", {"default": "", "tooltip": "Optional: a specific .csv/.jsonl table to read instead of the "
+                                                                  "root's own (relative to the root, or a path as for root)."}),
             },
         }
 
     def open(self, root, metadata=""):
-        ds = load_dataset(_resolve_root(root), (metadata or "").strip() or None)
+        folder = _resolve_root(root)
+        ds = load_dataset(folder, _resolve_metadata(metadata, folder))
         return (ds, ds.summary())
 
     @classmethod
@@ -72,11 +86,24 @@ class EmoVidDataset:
         try:
             from emovid_core.dataset.table import find_metadata
 
-            path = Path(metadata.strip()) if metadata and metadata.strip() else find_metadata(_resolve_root(root))
+            folder = _resolve_root(root)
+            path = _resolve_metadata(metadata, folder) or find_metadata(folder)
             st = path.stat()
             return f"{path}:{st.st_mtime_ns}:{st.st_size}"
-        except (OSError, ValueError):
+        except _REFUSED:
             return "missing"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, root="", metadata=""):
+        # A path the server's policy refuses is a validation error (HTTP 400 from /prompt), not a run-time one.
+        try:
+            folder = _resolve_root(root)
+            _resolve_metadata(metadata, folder)
+        except runtime.PathNotAllowed as exc:
+            return str(exc)
+        except ValueError:
+            pass  # reported when the node runs, with the run-time message
+        return True
 
 
 class EmoVidSampleClip:

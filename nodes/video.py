@@ -9,11 +9,12 @@ from pathlib import Path
 from emovid_core import runtime, video_io
 
 CATEGORY = "EmoVid/video"
+VIDEO_KIND = "emovid_videos"  # ComfyUI folder kind for videos kept outside the input folder
+_REFUSED = (ValueError, FileNotFoundError, runtime.PathNotAllowed)
 
 
-def _input_videos() -> list[str]:
-    """Video files (and GIF/WebP animations) in the input folder, sub-folders included, "/"-separated."""
-    root = runtime.input_directory()
+def _videos_in(root: Path) -> list[str]:
+    """Video files (and GIF/WebP animations) under ``root``, sub-folders included, "/"-separated."""
     if not root.is_dir():
         return []
     out = []
@@ -22,25 +23,32 @@ def _input_videos() -> list[str]:
         for f in filenames:
             if Path(f).suffix.lower() in video_io.VIDEO_EXTENSIONS and not f.startswith("."):
                 out.append((Path(dirpath) / f).relative_to(root).as_posix())
-    return sorted(out)
+    return out
+
+
+def _input_videos() -> list[str]:
+    """The 'video' list: the input folder's videos, then those in the emovid_videos folders (extra_model_paths.yaml)."""
+    names = dict.fromkeys(sorted(_videos_in(runtime.input_directory())))
+    for folder in runtime.model_folders(VIDEO_KIND):
+        names.update(dict.fromkeys(sorted(_videos_in(folder))))
+    return list(names)
 
 
 def _resolve(video: str, path: str = "") -> Path:
-    """The file to load: ``path`` when given (absolute, or relative to the input folder), else ``video``."""
-    root = runtime.input_directory()
+    """The file to load: ``path`` when given, else ``video``; absolute, or relative to the input folder or an
+    emovid_videos folder. In a ComfyUI server it must lie inside the server's folders (runtime.resolve_user_path)."""
+    folder = runtime.input_directory()
     chosen = (path or "").strip() or (video or "").strip()
     if not chosen:
         raise ValueError("no video chosen: pick a file in the 'video' list or set 'path' to a video file or image folder")
     # ComfyUI annotates names picked from other folders: "clip.mp4 [output]" (e.g. a dragged-in result).
     if chosen.endswith(" [output]"):
-        chosen, root = chosen[: -len(" [output]")], runtime.output_directory()
+        chosen, folder = chosen[: -len(" [output]")], runtime.output_directory()
     elif chosen.endswith(" [input]"):
         chosen = chosen[: -len(" [input]")]
-    p = Path(chosen).expanduser()
-    if not p.is_absolute():
-        p = root / p
+    p = runtime.resolve_user_path(VIDEO_KIND, chosen, relative_to=[folder], what="video")
     if not p.exists():
-        raise FileNotFoundError(f"video {str(p)!r} not found; put it in the input folder {str(root)!r} or set 'path' to an absolute path")
+        raise FileNotFoundError(f"video {str(p)!r} not found; put it in the input folder {str(folder)!r} or set 'path' to an absolute path")
     return p
 
 
@@ -68,7 +76,8 @@ class EmoVidLoadVideo:
                 "video": (_input_videos(), {
                     "video_upload": True,
                     "emovid_dynamic_list": True,
-                    "tooltip": "A video in ComfyUI's input folder (upload one with the button). Ignored when 'path' is set.",
+                    "tooltip": "A video in ComfyUI's input folder (upload one with the button) or in an emovid_videos folder "
+                               "(extra_model_paths.yaml). Ignored when 'path' is set.",
                 }),
                 "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
                                        "tooltip": "Keep at most this many frames (0 = all). Applied after target_fps and every_nth."}),
@@ -89,7 +98,9 @@ class EmoVidLoadVideo:
             },
             "optional": {
                 "path": ("STRING", {"default": "",
-                                    "tooltip": "Overrides 'video': a file or image folder, absolute or relative to the input folder (handy headless)."}),
+                                    "tooltip": "Overrides 'video': a file or image folder, absolute or relative to the input folder (handy "
+                                               "headless). On a ComfyUI server it must lie in its input/output/temp/models "
+                                               "or emovid_videos folders (EMOVID_ALLOW_ANY_PATH=1 lifts this)."}),
             },
         }
 
@@ -110,7 +121,7 @@ class EmoVidLoadVideo:
         # The selection inputs are part of ComfyUI's cache key already; this covers the file changing on disk.
         try:
             p = _resolve(video, path)
-        except (ValueError, FileNotFoundError):
+        except _REFUSED:
             return "missing"
         files = video_io.image_files(p) if p.is_dir() else [p]
         h = hashlib.sha256()
@@ -125,7 +136,7 @@ class EmoVidLoadVideo:
         # runs even when the chosen list entry is not on this machine.
         try:
             _resolve(video, path)
-        except (ValueError, FileNotFoundError) as exc:
+        except _REFUSED as exc:
             return str(exc)
         return True
 

@@ -1,4 +1,5 @@
-"""The pack inside a real ComfyUI (opt-in: set COMFYUI_DIR; python from COMFYUI_PYTHON or COMFYUI_DIR/.venv).
+"""The pack inside a real ComfyUI (opt-in: set COMFYUI_DIR; its python is found by tests/comfyui_env.py:
+COMFYUI_PYTHON, COMFYUI_DIR/.venv or venv, or this interpreter when it imports ComfyUI; otherwise skipped).
 
     COMFYUI_DIR=/path/to/ComfyUI .venv/bin/python -m pytest tests/test_comfyui_integration.py -q
 
@@ -20,25 +21,25 @@ Substitutions, because full-size components cannot run on a CPU test machine:
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from comfyui_env import find_comfyui
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+_COMFY_DIR, COMFYUI_PYTHON, _SKIP_WHY = find_comfyui()
+COMFYUI_DIR = str(_COMFY_DIR) if _COMFY_DIR else None
 
-pytestmark = pytest.mark.skipif(
-    not COMFYUI_DIR, reason="set COMFYUI_DIR to a ComfyUI checkout to run the real-server integration tests"
-)
+pytestmark = pytest.mark.skipif(COMFYUI_PYTHON is None, reason=_SKIP_WHY or "no ComfyUI")
 
 TEST_SUPPORT_NODES = r'''
 """TEST ONLY (written by tests/test_comfyui_integration.py into a temporary custom_nodes folder; never shipped)."""
@@ -129,10 +130,7 @@ CLIP_L = "clip_l_random_test.safetensors"
 
 
 def _python() -> str:
-    py = os.environ.get("COMFYUI_PYTHON") or str(Path(COMFYUI_DIR) / ".venv" / "bin" / "python")
-    if not Path(py).exists():
-        pytest.skip(f"no python for ComfyUI at {py}; set COMFYUI_PYTHON")
-    return py
+    return COMFYUI_PYTHON
 
 
 def _free_port() -> int:
@@ -462,7 +460,8 @@ def test_cli_reports_validation_and_execution_errors_from_the_real_server(server
     err = capsys.readouterr().err
     assert "(EmoVidDatasetStats" in err and "input 'bins'" in err
     broken = _api("emovid_dataset_explore")
-    broken[_find(broken, "EmoVidDataset")]["inputs"]["root"] = str(tmp_path / "no_such_dataset")
+    # A name inside the input folder that is not there (an absolute path outside it is refused at validation).
+    broken[_find(broken, "EmoVidDataset")]["inputs"]["root"] = "no_such_dataset"
     p.write_text(json.dumps(broken))
     assert cli_main(["queue", str(p), "--server", server["url"], "--out", str(tmp_path / "o")]) == 4
     err = capsys.readouterr().err
@@ -537,3 +536,38 @@ def test_headless_core_nodes_write_what_the_server_writes(server, tmp_path):
                 assert np.abs(pa - pb).max() <= 3, mine.name
             else:
                 assert np.array_equal(pa, pb), mine.name
+
+
+def test_server_refuses_node_paths_outside_its_folders(server, tmp_path):
+    """An exposed server is not a file browser: Load Video `path` and Dataset `root` outside the served folders are
+    refused by /prompt (HTTP 400), without quoting the file; inside the input folder the same file is accepted."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "passwd.mp4").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    (secret / "emovid_metadata.csv").write_text("clip_id,path,type,emotion\n")
+    load = {"class_type": "EmoVidLoadVideo", "inputs": {"video": "none.mp4", "path": str(secret / "passwd.mp4"),
+                                                      "max_frames": 0, "skip_first": 0, "every_nth": 1, "target_fps": 0.0,
+                                                      "width": 0, "height": 0, "crop": "center", "wan_4n1": False}}
+    cases = {
+        "video path": {"1": load, "2": {"class_type": "EmoVidFrameAttributes", "inputs": {"images": ["1", 0], "stride": 1, "fps": 16.0}}},
+        "dataset root": {"1": {"class_type": "EmoVidDataset", "inputs": {"root": str(secret)}},
+                         "2": {"class_type": "EmoVidDatasetStats", "inputs": {"dataset": ["1", 0], "bins": 11, "consecutive_only": False}}},
+        "dotdot": {"1": {"class_type": "EmoVidDataset", "inputs": {"root": "../../" + secret.name}},
+                   "2": {"class_type": "EmoVidDatasetStats", "inputs": {"dataset": ["1", 0], "bins": 11, "consecutive_only": False}}},
+    }
+    for label, wf in cases.items():
+        req = urllib.request.Request(server["url"] + "/prompt", data=json.dumps({"prompt": wf}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 400, label
+        body = err.value.read().decode()
+        assert "outside the folders this ComfyUI server reads" in body and "EMOVID_ALLOW_ANY_PATH" in body, (label, body[:600])
+        assert "root:x" not in body and "bin/bash" not in body, label
+    # The same kind of input inside the server's input folder passes validation (and fails only as a bad video).
+    (server["base"] / "input" / "passwd_copy.mp4").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    load["inputs"]["path"] = "passwd_copy.mp4"
+    req = urllib.request.Request(server["url"] + "/prompt", data=json.dumps({"prompt": cases["video path"]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200 and json.loads(r.read())["prompt_id"]

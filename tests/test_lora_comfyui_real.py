@@ -5,8 +5,9 @@ format and applied with EmoVidLoraLoader must give the SAME sampled latent (KSam
 same LoRA converted to ComfyUI format and applied by core LoraLoaderModelOnly. As a control, core
 LoraLoaderModelOnly on the raw DiffSynth file skips every key and samples the base model.
 
-Run: COMFYUI_DIR=/work/comfyui pytest tests/test_lora_comfyui_real.py -q   (uses $COMFYUI_DIR/.venv/bin/python
-or $COMFYUI_PYTHON). This file is also the script the test runs inside ComfyUI's Python.
+Run: COMFYUI_DIR=/work/comfyui pytest tests/test_lora_comfyui_real.py -q   (ComfyUI's python is found by
+tests/comfyui_env.py, or the test skips saying why). This file is also the script the test runs inside ComfyUI's
+Python.
 """
 
 from __future__ import annotations
@@ -18,6 +19,44 @@ import sys
 from pathlib import Path
 
 PACK = Path(__file__).resolve().parent.parent
+
+
+# Hand-built LoRA files: explicit key strings per trainer, written with safetensors directly (not with the pack's
+# writer), so the loader is checked against the formats themselves and not against its own output.
+_MODULES = [f"blocks.{i}.{m}" for i in range(2) for m in
+            ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o", "cross_attn.q", "cross_attn.k", "cross_attn.v",
+             "cross_attn.o", "ffn.0", "ffn.2")]
+_DIFFUSERS_NAMES = {"self_attn.q": "attn1.to_q", "self_attn.k": "attn1.to_k", "self_attn.v": "attn1.to_v",
+                    "self_attn.o": "attn1.to_out.0", "cross_attn.q": "attn2.to_q", "cross_attn.k": "attn2.to_k",
+                    "cross_attn.v": "attn2.to_v", "cross_attn.o": "attn2.to_out.0", "ffn.0": "ffn.net.0.proj",
+                    "ffn.2": "ffn.net.2"}
+
+
+def _write_hand_loras(folder: Path, dim: int = 128, ffn: int = 256, rank: int = 4) -> list[str]:
+    """One LoRA (alpha = rank, so every format means scale 1) spelled by hand in four trainers' formats."""
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(11)
+    pairs = {}
+    for m in _MODULES:
+        d_in, d_out = (dim, ffn) if m.endswith("ffn.0") else (ffn, dim) if m.endswith("ffn.2") else (dim, dim)
+        pairs[m] = (torch.randn(rank, d_in, generator=g) * 0.3, torch.randn(d_out, rank, generator=g) * 0.3)  # A (down), B (up)
+    alpha = torch.tensor(float(rank))
+    comfy, diffsynth, diffusers, musubi = {}, {}, {}, {}
+    for m, (a, b) in pairs.items():
+        block, _, mod = m.partition(".")[2].partition(".")
+        comfy[f"diffusion_model.{m}.lora_down.weight"], comfy[f"diffusion_model.{m}.lora_up.weight"] = a, b
+        comfy[f"diffusion_model.{m}.alpha"] = alpha
+        diffsynth[f"{m}.lora_A.default.weight"], diffsynth[f"{m}.lora_B.default.weight"] = a, b
+        dn = f"transformer.blocks.{block}.{_DIFFUSERS_NAMES[mod]}"
+        diffusers[f"{dn}.lora_A.weight"], diffusers[f"{dn}.lora_B.weight"] = a, b
+        kn = "lora_unet_" + m.replace(".", "_")
+        musubi[f"{kn}.lora_down.weight"], musubi[f"{kn}.lora_up.weight"], musubi[f"{kn}.alpha"] = a, b, alpha
+    assert "lora_unet_blocks_1_cross_attn_o.alpha" in musubi and "transformer.blocks.0.ffn.net.0.proj.lora_A.weight" in diffusers
+    for fmt, sd in (("comfy", comfy), ("diffsynth", diffsynth), ("diffusers", diffusers), ("musubi", musubi)):
+        save_file({k: v.clone().contiguous() for k, v in sd.items()}, str(folder / f"hand_{fmt}.safetensors"))
+    return ["diffsynth", "diffusers", "musubi"]
 
 
 def _check(comfy_dir: Path, work: Path) -> dict:
@@ -52,6 +91,7 @@ def _check(comfy_dir: Path, work: Path) -> dict:
     i2v_lora = random_lora(dim=128, ffn=256, layers=2, rank=4, alpha=8.0, i2v=True, seed=6, scale=0.3)
     write_lora(i2v_lora, lo / "i2v_diffusers.safetensors", "diffusers")
     write_lora(load_lora(lo / "i2v_diffusers.safetensors"), lo / "i2v_comfy.safetensors", "comfy")
+    hand_formats = _write_hand_loras(lo)
     folder_paths.add_model_folder_path("diffusion_models", str(dm), is_default=True)
     folder_paths.add_model_folder_path("loras", str(lo), is_default=True)
 
@@ -85,6 +125,19 @@ def _check(comfy_dir: Path, work: Path) -> dict:
         latent_ours = sample(out["result"][0])
         result[f"ours_{fmt}_max_abs_diff_vs_core"] = float((latent_ours - core).abs().max())
         result[f"ours_{fmt}_bit_identical"] = bool(torch.equal(latent_ours, core))
+    # The hand-built files: core on the hand-written ComfyUI file is the reference; ours on each trainer's spelling
+    # and core on the hand-written musubi/kohya file must give the same latent.
+    skipped.clear()
+    hand_core = sample(core_loader.load_lora_model_only(model, "hand_comfy.safetensors", 0.8)[0])
+    result["hand_core_skipped_keys"] = len(skipped)
+    result["hand_core_differs_from_base"] = float((hand_core - base).abs().max())
+    for fmt in hand_formats:
+        result[f"hand_ours_{fmt}_bit_identical"] = bool(torch.equal(
+            sample(ours_cls().apply(model, f"hand_{fmt}.safetensors", 0.8, True)["result"][0]), hand_core))
+    skipped.clear()
+    result["hand_core_on_musubi_bit_identical"] = bool(torch.equal(
+        sample(core_loader.load_lora_model_only(model, "hand_musubi.safetensors", 0.8)[0]), hand_core))
+    result["hand_core_on_musubi_skipped_keys"] = len(skipped)
     skipped.clear()
     kohya = sample(core_loader.load_lora_model_only(model, "emo_kohya.safetensors", 0.8)[0])
     result["core_on_kohya_conversion_skipped_keys"] = len(skipped)
@@ -113,19 +166,20 @@ def _check(comfy_dir: Path, work: Path) -> dict:
 
 
 def test_real_comfyui_matches_core_lora_loader(tmp_path):
-    import pytest
+    from comfyui_env import comfyui_or_skip
 
-    comfy_dir = os.environ.get("COMFYUI_DIR")
-    if not comfy_dir:
-        pytest.skip("set COMFYUI_DIR to a ComfyUI 0.3.64 checkout to run the real-ComfyUI LoRA check")
-    python = os.environ.get("COMFYUI_PYTHON") or str(Path(comfy_dir) / ".venv" / "bin" / "python")
-    proc = subprocess.run([python, __file__, comfy_dir, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    comfy_dir, python = comfyui_or_skip()
+    proc = subprocess.run([python, __file__, str(comfy_dir), str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["model_config"] == "WAN21_T2V" and result["finite"]
     assert result["core_skipped_keys"] == 0 and result["core_differs_from_base"] > 1e-4
     for fmt in ("diffsynth", "diffusers", "musubi"):
         assert result[f"ours_{fmt}_bit_identical"], result
+    assert result["hand_core_skipped_keys"] == 0 and result["hand_core_differs_from_base"] > 1e-4, result
+    for fmt in ("diffsynth", "diffusers", "musubi"):
+        assert result[f"hand_ours_{fmt}_bit_identical"], (fmt, result)
+    assert result["hand_core_on_musubi_skipped_keys"] == 0 and result["hand_core_on_musubi_bit_identical"], result
     assert result["core_on_raw_diffsynth_skipped_keys"] > 0 and result["core_on_raw_diffsynth_equals_base"]
     assert result["core_on_kohya_conversion_skipped_keys"] == 0 and result["core_on_kohya_conversion_bit_identical"]
     assert result["i2v_model_config"] == "WAN21_I2V" and result["core_i2v_skipped_keys"] == 0 and result["i2v_bit_identical"]

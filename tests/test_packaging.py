@@ -26,9 +26,37 @@ def test_pyproject_has_registry_table_script_and_dev_extra():
     assert {"PublisherId", "DisplayName", "Icon"} <= set(comfy)
     assert pyproject["project"]["scripts"]["emovid"] == "emovid_core.host.cli:main"
     assert "pytest" in " ".join(pyproject["project"]["optional-dependencies"]["dev"])
-    # The core declared stack of the project must stay declared.
+    # The core declared stack of the project must stay declared (opencv as the headless variant: README).
     names = {re.split(r"[<>=!~ ]", d)[0].lower() for d in pyproject["project"]["dependencies"]}
-    assert {"torch", "diffusers", "peft", "safetensors", "numpy", "opencv-python", "einops"} <= names
+    assert {"torch", "diffusers", "peft", "safetensors", "numpy", "opencv-python-headless"} <= names
+
+
+# Import name of each declared distribution; ftfy is used by diffusers' Wan pipelines (optional there), not by us.
+_IMPORT_NAMES = {"opencv-python-headless": "cv2", "pillow": "PIL", "imageio-ffmpeg": "imageio_ffmpeg",
+                 "websocket-client": "websocket"}
+_USED_BY_A_DEPENDENCY = {"ftfy"}
+
+
+def test_declares_only_what_the_code_imports():
+    pyproject = tomllib.loads((PACK_ROOT / "pyproject.toml").read_text())
+    names = [re.split(r"[<>=!~ \[]", d)[0].lower() for d in pyproject["project"]["dependencies"]]
+    code = "\n".join(p.read_text() for d in ("emovid_core", "nodes") for p in (PACK_ROOT / d).rglob("*.py"))
+    unused = [n for n in names if n not in _USED_BY_A_DEPENDENCY
+              and not re.search(rf"^\s*(import|from)\s+{_IMPORT_NAMES.get(n, n)}\b", code, re.M)]
+    assert unused == [], f"declared but never imported: {unused}"
+    assert not any(n in ("opencv-python", "opencv-contrib-python") for n in names)
+
+
+def test_bounds_keep_a_transformers_4_environment():
+    """diffusers 0.40+ needs huggingface-hub>=1.23, which transformers 4.x refuses: pip would upgrade transformers."""
+    from packaging.requirements import Requirement
+
+    reqs = {Requirement(d).name: Requirement(d) for d in tomllib.loads((PACK_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    assert "0.39.0" in reqs["diffusers"].specifier and "0.40.0" not in reqs["diffusers"].specifier
+    # The oldest tested end (scripts/check_dep_range.sh); 0.33/0.34 and transformers 4.50 fail tests there.
+    assert "0.35.0" in reqs["diffusers"].specifier and "0.34.0" not in reqs["diffusers"].specifier
+    assert "4.51.0" in reqs["transformers"].specifier and "4.50.0" not in reqs["transformers"].specifier
+    assert "4.57.6" in reqs["transformers"].specifier and "5.0.0" in reqs["transformers"].specifier
 
 
 def test_cli_lists_subcommands():

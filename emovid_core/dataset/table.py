@@ -174,12 +174,18 @@ def read_table(path: str | Path, root: str | Path | None = None) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"metadata file {str(path)!r} not found")
+    if path.suffix.lower() not in (".csv", ".jsonl"):
+        raise ValueError(f"metadata file {str(path)!r} must end in .csv or .jsonl")
     cols, rows, bad = _raw_rows(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in cols]
     if missing:
+        # Only known column names are shown: the header of a file that is not a table is not echoed.
+        known = [c for c in cols if c in COLUMNS]
+        other = len(cols) - len(known)
+        has = ", ".join(known) or "none of the known columns"
         raise ValueError(
-            f"metadata file {str(path)!r} lacks required column(s) {', '.join(missing)} (has: {', '.join(cols) or 'none'}); "
-            f"add them, or import the clips with `emovid dataset index ROOT`"
+            f"metadata file {str(path)!r} lacks required column(s) {', '.join(missing)} (has: {has}"
+            f"{f'; {other} other column(s)' if other else ''}); add them, or import the clips with `emovid dataset index ROOT`"
         )
     clips: list[Clip] = []
     rejects: list[Reject] = []

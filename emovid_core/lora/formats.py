@@ -201,12 +201,13 @@ def _check_safetensors_file(path: Path) -> None:
             raise LoraError(f"{path.name}: only {size} bytes, too short to be a safetensors file (truncated download?)")
         (n,) = struct.unpack("<Q", head)
         if n <= 1 or n > min(size - 8, 100_000_000):
-            raise LoraError(f"{path.name} is not a safetensors file (header length {n} does not fit a {size}-byte file); "
-                            "it may be truncated, an HTML error page or a pickle renamed to .safetensors")
+            # Never quote the 8 bytes read: for a text file they are its first characters (root:x:0 of /etc/passwd).
+            raise LoraError(f"{path.name} is not a safetensors file (its first 8 bytes are not a header length that fits "
+                            f"a {size}-byte file); it may be truncated, an HTML error page or a pickle renamed to .safetensors")
         try:
             header = json.loads(fh.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise LoraError(f"{path.name}: unreadable safetensors header ({exc}); the file is corrupt") from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise LoraError(f"{path.name}: unreadable safetensors header (not UTF-8 JSON); the file is corrupt") from None
     if not isinstance(header, dict):
         raise LoraError(f"{path.name}: safetensors header is not a JSON object; the file is corrupt")
     need = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
@@ -234,7 +235,8 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         _check_safetensors_file(path)  # raises a specific message when it can tell what is wrong
-        raise LoraError(f"{path.name}: cannot read safetensors data ({exc}); the file is corrupt or truncated") from None
+        # safetensors' own message can quote header text (a serde error names the offending value): not shown.
+        raise LoraError(f"{path.name}: safetensors cannot read it ({type(exc).__name__}); the file is corrupt or truncated") from None
     return tensors, metadata
 
 

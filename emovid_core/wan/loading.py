@@ -451,17 +451,11 @@ def _resolve_file(kind: str, name: str | None) -> Path | None:
     return runtime.resolve_model_file(kind, str(name).strip())
 
 
-def _resolve_folder(name: str | None, kinds: tuple[str, ...]) -> Path | None:
+def _resolve_folder(name: str | None, kinds: tuple[str, ...], what: str) -> Path | None:
     if not name or not str(name).strip():
         return None
-    p = Path(str(name).strip()).expanduser()
-    if p.exists():
-        return p
-    for kind in kinds:
-        for folder in runtime.model_folders(kind):
-            if (folder / p).exists():
-                return folder / p
-    return p  # load_tokenizer reports it missing, naming the path
+    # The loaders report a missing folder, naming the path; a server refuses one outside its folders here.
+    return runtime.resolve_user_path(kinds, str(name).strip(), what=what)
 
 
 def load_pipeline(source: str, *, folder: str | None = None, transformer: str | None = None, vae: str | None = None,
@@ -479,14 +473,14 @@ def load_pipeline(source: str, *, folder: str | None = None, transformer: str | 
     if source == "diffusers folder":
         if not folder or not str(folder).strip():
             raise ValueError("source 'diffusers folder' needs a folder path (e.g. /models/Wan2.1-T2V-1.3B-Diffusers)")
-        p = _resolve_folder(folder, ("diffusers",))
+        p = _resolve_folder(folder, ("diffusers",), "diffusers folder")
         return load_diffusers_folder(p, variant=variant, dtype=dtype, device=device, offload=offload)
     if source == "single files":
         return load_single_files(
             transformer=_resolve_file("diffusion_models", transformer),
             vae=_resolve_file("vae", vae),
             text_encoder=_resolve_file("text_encoders", text_encoder),
-            tokenizer=_resolve_folder(tokenizer, ("text_encoders", "tokenizers")),
+            tokenizer=_resolve_folder(tokenizer, ("text_encoders", "tokenizers"), "tokenizer folder"),
             image_encoder=_resolve_file("clip_vision", image_encoder),
             variant=variant, dtype=dtype, device=device, offload=offload,
         )

@@ -119,12 +119,15 @@ def read_safetensors_header(path: str | Path) -> dict[str, dict]:
         if len(raw) != 8:
             raise ValueError(f"{str(path)!r} is not a valid safetensors file (truncated header)")
         (n,) = struct.unpack("<Q", raw)
+        # The messages never quote what was read: for a text file that would be its first bytes.
         if n <= 0 or n > 200_000_000:
-            raise ValueError(f"{str(path)!r} is not a valid safetensors file (header length {n})")
+            raise ValueError(f"{str(path)!r} is not a valid safetensors file (its first 8 bytes are not a plausible header length)")
         try:
             header = json.loads(f.read(n))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{str(path)!r} is not a valid safetensors file ({exc})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(f"{str(path)!r} is not a valid safetensors file (the header is not UTF-8 JSON)") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{str(path)!r} is not a valid safetensors file (the header is not a JSON object)")
     header.pop("__metadata__", None)
     return header
 
