@@ -355,7 +355,7 @@ class DecodeOptions:
 
     def plan(self, info: "VideoInfo") -> list[int]:
         """The source frame indices these options select from ``info`` (see :func:`plan_indices`)."""
-        return plan_indices(info, self.skip_first, self.every_nth, self.max_frames or None, self.target_fps or None, self.wan_4n1)
+        return plan_indices(info, self)
 
     def output_fps(self, source_fps: float) -> float:
         """Rate of the returned frames: the target fps (or the source rate) divided by every_nth."""
@@ -365,25 +365,21 @@ class DecodeOptions:
 # ------------------------------------------------------------------------------------------------- planning
 
 
-def plan_indices(
-    info: VideoInfo,
-    skip_first: int = 0,
-    every_nth: int = 1,
-    max_frames: int | None = None,
-    target_fps: float | None = None,
-    wan_4n1: bool = False,
-) -> list[int]:
-    """Source frame indices to decode, in order (repeats allowed when ``target_fps`` exceeds the source rate).
+def plan_indices(info: VideoInfo, options: DecodeOptions | None = None, **decode) -> list[int]:
+    """Source frame indices the :class:`DecodeOptions` select, in order (repeats allowed when ``target_fps``
+    exceeds the source rate); ``options`` or its fields as keywords (``plan_indices(info, every_nth=20)``).
 
     Order of operations: drop the first ``skip_first`` source frames; resample the rest to ``target_fps`` by
     timestamp (for each output time the source frame showing at that moment; GIF/WebP use their per-frame
     durations); keep every ``every_nth`` of those; cap at ``max_frames`` (None or 0 = no cap); with
     ``wan_4n1`` trim the count to the largest 4n+1 (Wan2.1 generates 4n+1 frames).
     """
+    opts = DecodeOptions.of(options, **decode)
+    target_fps, wan_4n1 = opts.target_fps, opts.wan_4n1
     n = int(info.frames)
-    skip_first = _int_arg("skip_first", skip_first, 0)
-    every_nth = _int_arg("every_nth", every_nth, 1)
-    cap = _int_arg("max_frames", max_frames or 0, 0)
+    skip_first = _int_arg("skip_first", opts.skip_first, 0)
+    every_nth = _int_arg("every_nth", opts.every_nth, 1)
+    cap = _int_arg("max_frames", opts.max_frames or 0, 0)
     if skip_first >= n:
         raise ValueError(f"skip_first={skip_first} skips all {n} frames of {info.path.name!r}; use a value below {n}")
     if target_fps:

@@ -101,16 +101,9 @@ class EmoVidLoraStack:
 
     @classmethod
     def IS_CHANGED(cls, lora_1=NONE, lora_2=NONE, lora_3=NONE, emotion=NO_EMOTION, emotion_map="", **kwargs):
-        from emovid_core.lora import lora_for_emotion
-        from emovid_core.lora.stack import lora_file_stamps
+        from emovid_core.lora.stack import lora_stack_stamps
 
-        emo_file = None
-        if emotion and emotion != NO_EMOTION:
-            try:
-                emo_file = lora_for_emotion(emotion_map or "", emotion)
-            except ValueError:
-                emo_file = None  # the node itself reports the bad mapping when it runs
-        return lora_file_stamps(lora_1, lora_2, lora_3, emo_file)
+        return lora_stack_stamps([lora_1, lora_2, lora_3], emotion, emotion_map)
 
     def apply(self, model, strict, lora_1=NONE, strength_1=1.0, lora_2=NONE, strength_2=1.0, lora_3=NONE,
               strength_3=1.0, emotion=NO_EMOTION, emotion_map="", emotion_strength=1.0):

@@ -72,9 +72,11 @@ def test_decodes_that_miss_the_paper_frames_measure_them_from_the_file(unindexed
     assert len(decodes) == 2 and decodes[1][1] == list(range(0, clip.frames, 20))
 
 
-def test_indexed_attributes_and_the_cache(indexed_root, decodes):
+def test_indexed_attributes_and_the_cache(indexed_root, tmp_path, decodes):
     pick_mod._CACHE.clear()
-    ds = load_dataset(indexed_root)
+    root = tmp_path / "ds"  # a copy: this test touches a clip file, and the session's indexed set is shared
+    shutil.copytree(indexed_root, root)
+    ds = load_dataset(root)
     a = pick_clip(ds, Filter(emotions="awe"), "random", 5, options=DecodeOptions(max_frames=3))
     assert a.attributes_from == "index" and a.frames.shape[0] == 3 and len(decodes) == 1
     assert (a.brightness, a.colorfulness, a.hue) == (a.clip.brightness, a.clip.colorfulness, a.clip.hue)

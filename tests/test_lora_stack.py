@@ -9,7 +9,7 @@ import pytest
 
 from emovid_core import runtime
 from emovid_core.lora import LoraSpec, write_lora
-from emovid_core.lora.stack import add_lora_to_pipeline, lora_file_stamps, lora_stack
+from emovid_core.lora.stack import add_lora_to_pipeline, lora_file_stamps, lora_stack, lora_stack_stamps
 from emovid_core.lora.testing import random_lora
 
 
@@ -42,6 +42,9 @@ def test_lora_file_stamps_follow_the_files(loras):
     p = loras / "anger.safetensors"
     os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
     assert lora_file_stamps("anger.safetensors") != before.split("|")[0]
+    emo = lora_stack_stamps(["None", "style.safetensors", "None"], "anger", "anger=anger.safetensors")
+    assert emo.startswith("style.safetensors:") and "|anger.safetensors:" in emo
+    assert lora_stack_stamps(["None"], "anger", "anger is not a mapping") == ""  # the run reports the bad map
 
 
 def test_add_lora_to_pipeline_needs_a_pipeline_handle(loras):

@@ -4,7 +4,8 @@
   (the paper's multi-LoRA "custom roles") -> the :class:`LoraSpec` list the apply functions take.
 - :func:`add_lora_to_pipeline`: one more adapter on a pipeline handle (EmoVid Wan Loader's), keeping the
   adapters already active, and a new handle that lists what its pipeline now carries.
-- :func:`lora_file_stamps`: times and sizes of chosen LoRA files, so a graph re-runs when one is replaced.
+- :func:`lora_file_stamps`, :func:`lora_stack_stamps`: times and sizes of chosen LoRA files, so a graph re-runs
+  when one is replaced.
 """
 
 from __future__ import annotations
@@ -84,3 +85,15 @@ def lora_file_stamps(*names: str | None) -> str:
         except (FileNotFoundError, OSError):
             stamps.append(f"{name}:missing")
     return "|".join(stamps)
+
+
+def lora_stack_stamps(names: Sequence[str | None], emotion: str | None = None, emotion_map: str = "") -> str:
+    """:func:`lora_file_stamps` of the files :func:`lora_stack` would load; a bad emotion map adds nothing here
+    (building the stack reports it)."""
+    emo_file = None
+    if emotion not in NO_EMOTION:
+        try:
+            emo_file = lora_for_emotion(emotion_map or "", emotion)
+        except ValueError:
+            emo_file = None
+    return lora_file_stamps(*names, emo_file)
