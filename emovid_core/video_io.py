@@ -25,7 +25,7 @@ import re
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -86,6 +86,35 @@ class VideoInfo:
 
 
 # ----------------------------------------------------------------------------------------------------- probe
+
+
+def video_files(root: str | Path) -> list[str]:
+    """Video files (and GIF/WebP animations) under ``root``, sub-folders included, as sorted "/"-separated
+    relative names; hidden files and folders are left out."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in filenames:
+            if Path(f).suffix.lower() in VIDEO_EXTENSIONS and not f.startswith("."):
+                out.append((Path(dirpath) / f).relative_to(root).as_posix())
+    return sorted(out)
+
+
+def source_stamp(path: str | Path) -> str:
+    """A digest of the names, times and sizes of a source's files: it changes when the video (or any image of
+    an image folder) is replaced on disk."""
+    import hashlib
+
+    p = Path(path)
+    files = image_files(p) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_mtime_ns}:{st.st_size};".encode())
+    return h.hexdigest()
 
 
 def _natural_key(p: Path):
@@ -257,28 +286,100 @@ def _probe_cv2(p: Path) -> VideoInfo:
     return VideoInfo(p, count, fps, w, h, count / fps, False, "video")
 
 
+# ------------------------------------------------------------------------------------------- decode options
+
+CROPS = ("center", "none")
+WAN_MULTIPLE = 16  # Wan2.1's frame sizes are multiples of 16: the VAE downsamples 8x and the DiT patches 2x
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Which frames to take from a source and at what size: the one declaration of the decode options.
+
+    ``read_frames``/``iter_frames``/``load_video``, dataset decoding and the nodes that decode (EmoVid Load Video,
+    EmoVid Sample Clip) all take these. Order of operations: drop ``skip_first`` source frames, resample to
+    ``target_fps`` by timestamp (0 = source rate), keep every ``every_nth``, cap at ``max_frames`` (0 = all), trim
+    to 4n+1 with ``wan_4n1``; frames are resized to ``width`` x ``height`` (0 x 0 = source size, one 0 follows
+    the aspect ratio), centre-cropped (``crop="center"``) or stretched (``"none"``).
+    """
+
+    max_frames: int = 0
+    skip_first: int = 0
+    every_nth: int = 1
+    target_fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    crop: str = "center"
+    wan_4n1: bool = False
+
+    @classmethod
+    def of(cls, options: "DecodeOptions | None" = None, *, size: tuple[int, int] | None = None, **fields) -> "DecodeOptions":
+        """``options`` with ``fields`` replaced; ``size=(W, H)`` sets width and height; None means the default."""
+        base = options if options is not None else cls()
+        if size is not None:
+            fields["width"], fields["height"] = _parse_size(size)
+        unknown = set(fields) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown decode option(s) {', '.join(sorted(unknown))}; use {', '.join(cls.__dataclass_fields__)} or size")
+        clean = {k: (0 if v is None and k in ("max_frames", "target_fps") else v) for k, v in fields.items()}
+        return replace(base, **clean) if clean else base
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.width), int(self.height)
+
+    def check(self) -> "DecodeOptions":
+        """Counts and rates in range, crop known; raises ValueError naming the value."""
+        for name in ("max_frames", "skip_first"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be 0 or more")
+        if int(self.every_nth) < 1:
+            raise ValueError(f"every_nth={self.every_nth} must be at least 1")
+        if self.target_fps < 0:
+            raise ValueError(f"target_fps={self.target_fps} must be 0 (source rate) or positive")
+        _check_crop(self.crop)
+        _parse_size(self.size)
+        return self
+
+    def check_wan_size(self) -> "DecodeOptions":
+        """Both width and height set to multiples of 16 (what Wan2.1 needs), or both 0 to keep the source size."""
+        w, h = self.size
+        if (w == 0) != (h == 0):
+            raise ValueError(f"size {w}x{h}: set both width and height (multiples of {WAN_MULTIPLE}), or both 0 to keep the source size")
+        for name, v in (("width", w), ("height", h)):
+            if v and v % WAN_MULTIPLE:
+                lo = max(WAN_MULTIPLE, v // WAN_MULTIPLE * WAN_MULTIPLE)
+                raise ValueError(f"{name}={v} is not a multiple of {WAN_MULTIPLE}, which Wan2.1 needs "
+                                 f"(its VAE downsamples 8× and the DiT patches 2×); use {lo} or {lo + WAN_MULTIPLE}")
+        return self
+
+    def plan(self, info: "VideoInfo") -> list[int]:
+        """The source frame indices these options select from ``info`` (see :func:`plan_indices`)."""
+        return plan_indices(info, self)
+
+    def output_fps(self, source_fps: float) -> float:
+        """Rate of the returned frames: the target fps (or the source rate) divided by every_nth."""
+        return (float(self.target_fps) or float(source_fps)) / int(self.every_nth)
+
+
 # ------------------------------------------------------------------------------------------------- planning
 
 
-def plan_indices(
-    info: VideoInfo,
-    skip_first: int = 0,
-    every_nth: int = 1,
-    max_frames: int | None = None,
-    target_fps: float | None = None,
-    wan_4n1: bool = False,
-) -> list[int]:
-    """Source frame indices to decode, in order (repeats allowed when ``target_fps`` exceeds the source rate).
+def plan_indices(info: VideoInfo, options: DecodeOptions | None = None, **decode) -> list[int]:
+    """Source frame indices the :class:`DecodeOptions` select, in order (repeats allowed when ``target_fps``
+    exceeds the source rate); ``options`` or its fields as keywords (``plan_indices(info, every_nth=20)``).
 
     Order of operations: drop the first ``skip_first`` source frames; resample the rest to ``target_fps`` by
     timestamp (for each output time the source frame showing at that moment; GIF/WebP use their per-frame
     durations); keep every ``every_nth`` of those; cap at ``max_frames`` (None or 0 = no cap); with
     ``wan_4n1`` trim the count to the largest 4n+1 (Wan2.1 generates 4n+1 frames).
     """
+    opts = DecodeOptions.of(options, **decode)
+    target_fps, wan_4n1 = opts.target_fps, opts.wan_4n1
     n = int(info.frames)
-    skip_first = _int_arg("skip_first", skip_first, 0)
-    every_nth = _int_arg("every_nth", every_nth, 1)
-    cap = _int_arg("max_frames", max_frames or 0, 0)
+    skip_first = _int_arg("skip_first", opts.skip_first, 0)
+    every_nth = _int_arg("every_nth", opts.every_nth, 1)
+    cap = _int_arg("max_frames", opts.max_frames or 0, 0)
     if skip_first >= n:
         raise ValueError(f"skip_first={skip_first} skips all {n} frames of {info.path.name!r}; use a value below {n}")
     if target_fps:
@@ -454,43 +555,43 @@ def _check_indices(indices, info: VideoInfo) -> list[int]:
     return idx
 
 
-def _select(info: VideoInfo, indices, skip_first, every_nth, max_frames, target_fps, wan_4n1) -> list[int]:
+def _select(info: VideoInfo, indices, opts: DecodeOptions) -> list[int]:
     if indices is not None:
-        if skip_first or every_nth != 1 or max_frames or target_fps or wan_4n1:
+        if opts.skip_first or opts.every_nth != 1 or opts.max_frames or opts.target_fps or opts.wan_4n1:
             raise ValueError("pass either indices or skip_first/every_nth/max_frames/target_fps/wan_4n1, not both")
         return _check_indices(indices, info)
-    return plan_indices(info, skip_first, every_nth, max_frames, target_fps, wan_4n1)
+    return opts.plan(info)
 
 
 def iter_frames(
     path: str | Path,
+    options: DecodeOptions | None = None,
     *,
-    skip_first: int = 0,
-    every_nth: int = 1,
-    max_frames: int | None = None,
-    target_fps: float | None = None,
-    size: tuple[int, int] | None = None,
-    crop: str = "center",
     background: Sequence[int] = (0, 0, 0),
     indices: Sequence[int] | None = None,
-    wan_4n1: bool = False,
     fps: float | None = None,
     info: VideoInfo | None = None,
+    **decode,
 ) -> Iterator[np.ndarray]:
     """Yield RGB uint8 ``[H, W, 3]`` frames of ``path`` (file or image folder).
 
-    Selection is :func:`plan_indices` (or explicit sorted source ``indices``). ``size=(W, H)`` resizes keeping
-    the aspect ratio and centre-crops to exactly W×H (``crop="center"``) or stretches (``crop="none"``); a 0
-    follows the source aspect. RGBA sources are composited onto ``background``. ``fps`` is the rate of an
-    image folder. Pass ``info`` from an earlier :func:`probe` to skip probing again.
+    Selection and size are :class:`DecodeOptions` (``options``, or its fields as keywords: ``every_nth=8``,
+    ``size=(832, 480)``), or explicit sorted source ``indices``. RGBA sources are composited onto
+    ``background``. ``fps`` is the rate of an image folder. Pass ``info`` from an earlier :func:`probe` to skip
+    probing again.
     """
-    if crop not in ("center", "none"):
-        raise ValueError(f"crop={crop!r} must be 'center' or 'none'")
+    opts = DecodeOptions.of(options, **decode)
+    _check_crop(opts.crop)
     bg = _check_background(background)
     info = info or probe(path, fps=fps)
-    idx = _select(info, indices, skip_first, every_nth, max_frames, target_fps, wan_4n1)
-    out_size = output_size(info, size)
-    return _iter_planned(info, idx, out_size, crop, bg)
+    idx = _select(info, indices, opts)
+    out_size = output_size(info, opts.size)
+    return _iter_planned(info, idx, out_size, opts.crop, bg)
+
+
+def _check_crop(crop: str) -> None:
+    if crop not in CROPS:
+        raise ValueError(f"crop={crop!r} must be 'center' or 'none'")
 
 
 def _iter_planned(info: VideoInfo, idx: list[int], out_size, crop, bg) -> Iterator[np.ndarray]:
@@ -666,32 +767,27 @@ def _short(info: VideoInfo, pos: int) -> None:
 
 def read_frames(
     path: str | Path,
+    options: DecodeOptions | None = None,
     *,
-    skip_first: int = 0,
-    every_nth: int = 1,
-    max_frames: int | None = None,
-    target_fps: float | None = None,
-    size: tuple[int, int] | None = None,
-    crop: str = "center",
     background: Sequence[int] = (0, 0, 0),
     indices: Sequence[int] | None = None,
-    wan_4n1: bool = False,
     fps: float | None = None,
     info: VideoInfo | None = None,
     max_bytes: int | None = None,
     progress: bool = True,
+    **decode,
 ) -> np.ndarray:
     """All selected frames as one ``[T, H, W, 3]`` uint8 array; same options as :func:`iter_frames`.
 
     Checks the memory the frames will take as a float IMAGE before decoding anything (``max_bytes``,
     default half of available RAM). Raises ValueError when nothing is selected or decoded.
     """
-    if crop not in ("center", "none"):
-        raise ValueError(f"crop={crop!r} must be 'center' or 'none'")
+    opts = DecodeOptions.of(options, **decode)
+    _check_crop(opts.crop)
     bg = _check_background(background)
     info = info or probe(path, fps=fps)
-    idx = _select(info, indices, skip_first, every_nth, max_frames, target_fps, wan_4n1)
-    w, h = output_size(info, size)
+    idx = _select(info, indices, opts)
+    w, h = output_size(info, opts.size)
     if not idx:
         raise ValueError(f"no frames selected from {str(info.path)!r}; check indices")
     check_memory(len(idx), w, h, info.path, max_bytes)
@@ -699,7 +795,7 @@ def read_frames(
     out = np.empty((len(idx), h, w, 3), dtype=np.uint8)
     n = 0
     with runtime.progress_bar(len(idx) if progress else 0, f"decode {info.path.name}") as bar:
-        for frame in _iter_planned(info, idx, (w, h), crop, bg):
+        for frame in _iter_planned(info, idx, (w, h), opts.crop, bg):
             out[n] = frame
             n += 1
             if progress:
@@ -708,9 +804,39 @@ def read_frames(
         raise ValueError(f"video {str(info.path)!r} produced no frames (corrupt or empty stream); re-export it")
     if n < len(idx):
         # The stream ended before its header said it would; keep the 4n+1 promise on what was decoded.
-        n = wan_frame_count(n) if wan_4n1 else n
+        n = wan_frame_count(n) if opts.wan_4n1 else n
         return out[:n].copy()
     return out
+
+
+@dataclass
+class LoadedVideo:
+    """Frames decoded from one source with a set of :class:`DecodeOptions`."""
+
+    info: VideoInfo
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    fps: float  # rate of the returned frames (DecodeOptions.output_fps)
+    indices: list[int]  # the source frame each returned frame shows
+
+    def summary(self) -> str:
+        h, w = self.frames.shape[1:3]
+        return f"{self.info.describe()} -> {len(self.frames)} frames {w}x{h} at {self.fps:.3f} fps"
+
+
+def load_video(
+    path: str | Path,
+    options: DecodeOptions | None = None,
+    *,
+    info: VideoInfo | None = None,
+    max_bytes: int | None = None,
+    progress: bool = True,
+    **decode,
+) -> LoadedVideo:
+    """:func:`read_frames` plus what callers report about the result: its rate and the source indices."""
+    opts = DecodeOptions.of(options, **decode)
+    info = info or probe(path)
+    frames = read_frames(path, opts, info=info, max_bytes=max_bytes, progress=progress)
+    return LoadedVideo(info, frames, opts.output_fps(info.fps), opts.plan(info)[: len(frames)])
 
 
 def frames_to_image(frames: np.ndarray):
@@ -1029,6 +1155,10 @@ class SavedVideo:
     def ui_entry(self, folder_type: str = "output") -> dict:
         """{filename, subfolder, type, format}: what ``GET /view`` needs, plus the MIME-style format."""
         return {"filename": self.filename, "subfolder": self.subfolder, "type": folder_type, "format": self.mime}
+
+    def summary(self) -> str:
+        where = Path(self.subfolder, self.filename).as_posix()
+        return f"saved {self.frames} frames {self.width}x{self.height} at {self.fps:g} fps -> {where}"
 
 
 def output_file(filename_prefix: str, ext: str, root: str | Path | None = None) -> tuple[Path, str, str]:

@@ -7,19 +7,18 @@ Thin adapters over ``emovid_core.dataset``; the ``EMOVID_DATASET`` value passed 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
-
 from emovid_core import runtime
-from emovid_core.dataset import SOURCE_TYPES, Filter, apply_filter, balanced_order, benchmark_clips, load_dataset, sample_random
-from emovid_core.dataset.decode import DecodeOptions, decode_clip
+from emovid_core.dataset import PICK_MODES, SOURCE_TYPES, Filter, load_dataset, pick_clip
 from emovid_core.emotions import EMOTIONS
+from emovid_core.video_io import DecodeOptions, frames_to_image
+
+from ._inputs import DECODE_INPUTS, WAN_SIZE_INPUTS, inputs
 
 CATEGORY = "EmoVid/dataset"
 DATASET_TYPE = "EMOVID_DATASET"
-MODES = ["random", "balanced", "benchmark", "index"]
+MODES = list(PICK_MODES)
 
 
 DATASET_KIND = "emovid_datasets"  # ComfyUI folder kind for dataset roots (extra_model_paths.yaml)
@@ -143,62 +142,20 @@ class EmoVidSampleClip:
                                                                   "benchmark set; index: the index-th clip by id."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seed for random and balanced modes."}),
                 "index": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip": "Position in the pool for balanced, benchmark and index modes."}),
-                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": "Keep at most this many frames (0 = all)."}),
-                "skip_first": ("INT", {"default": 0, "min": 0, "max": 1000000, "tooltip": "Drop this many source frames from the start."}),
-                "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000, "tooltip": "Keep every n-th frame (after target_fps)."}),
-                "target_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 0.01,
-                                         "tooltip": "Resample to this rate by timestamp (0 = source rate; Wan2.1 uses 16)."}),
-                "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 16,
-                                  "tooltip": "Resize + centre-crop to this width (multiple of 16; 0 with height 0 = source size)."}),
-                "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 16,
-                                   "tooltip": "Resize + centre-crop to this height (multiple of 16; 0 with width 0 = source size)."}),
-                "wan_4n1": ("BOOLEAN", {"default": False, "tooltip": "Trim the frame count to the largest 4n+1 (what Wan2.1 generates)."}),
+                **inputs(DECODE_INPUTS, "max_frames", "skip_first", "every_nth", "target_fps", "width", "height", "wan_4n1",
+                         width=WAN_SIZE_INPUTS["width"], height=WAN_SIZE_INPUTS["height"]),
             },
         }
 
-    _cache: OrderedDict = OrderedDict()  # decoded clips keyed by inputs + file times, shared by instances
-    _CACHE_SIZE = 4
-
     def sample(self, dataset, emotion, type, label_source, split, mode, seed, index, max_frames, skip_first, every_nth,
                target_fps, width, height, wan_4n1):
-        ds = dataset
-        flt = Filter(emotions=emotion, types=type, label_sources=label_source, splits=split)
-        opts = DecodeOptions(max_frames=max_frames, skip_first=skip_first, every_nth=every_nth, target_fps=target_fps,
-                             width=width, height=height, wan_4n1=wan_4n1).check()
-        if mode == "benchmark":
-            pool, _ = apply_filter(benchmark_clips(ds.clips), flt)
-        else:
-            pool, _ = apply_filter(ds.clips, flt)
-        if mode == "random":
-            clip = sample_random(pool, 1, seed)[0]
-        else:
-            ordered = balanced_order(pool, seed) if mode == "balanced" else pool
-            if index >= len(ordered):
-                raise ValueError(f"index {index} is past the {len(ordered)} clip(s) left after the filters (mode {mode}); use 0..{len(ordered) - 1}")
-            clip = ordered[index]
-        path = ds.clip_file(clip)  # a missing file: the clip id, its path and "re-index", not a raw [Errno 2]
-        st = path.stat()
-        key = (str(path), st.st_mtime_ns, st.st_size, ds.mtime_ns, clip.clip_id, repr(opts))
-        hit = self._cache.get(key)
-        if hit is None:
-            decoded = decode_clip(ds, clip, opts)
-            b, c, h = clip.brightness, clip.colorfulness, clip.hue
-            if b is None or c is None or h is None:
-                from emovid_core.dataset.indexer import measure_clip
-
-                m = measure_clip(path)
-                b, c, h = m["brightness"], m["colorfulness"], m["hue"]
-            hit = (decoded.frames, decoded.fps, float(b), float(c), int(h))
-            self._cache[key] = hit
-            while len(self._cache) > self._CACHE_SIZE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        frames, fps, b, c, h = hit
-        from emovid_core.video_io import frames_to_image
-
-        image = frames_to_image(frames)
-        return (image, image[:1].clone(), clip.caption, clip.emotion, clip.clip_id, b, c, h, float(fps))
+        filters = Filter(emotions=emotion, types=type, label_sources=label_source, splits=split)
+        options = DecodeOptions(max_frames=max_frames, skip_first=skip_first, every_nth=every_nth, target_fps=target_fps,
+                                width=width, height=height, wan_4n1=wan_4n1)
+        picked = pick_clip(dataset, filters, mode, seed, index, options)
+        image, clip = frames_to_image(picked.frames), picked.clip
+        return (image, image[:1].clone(), clip.caption, clip.emotion, clip.clip_id, picked.brightness, picked.colorfulness,
+                picked.hue, float(picked.fps))
 
 
 class EmoVidDatasetStats:
@@ -230,15 +187,11 @@ class EmoVidDatasetStats:
         }
 
     def stats(self, dataset, bins, consecutive_only):
-        from emovid_core.dataset.plots import render_plots
-        from emovid_core.dataset.stats import compute_stats, summary_lines
-        from emovid_core.video_io import frames_to_image
+        from emovid_core.dataset.plots import stats_report
 
-        stats = compute_stats(dataset.clips, bins=bins, consecutive_only=consecutive_only)
-        plots = render_plots(stats)
-        image = frames_to_image(np.stack(list(plots.values())))
-        lines = summary_lines(stats)
-        return {"ui": {"text": ["\n".join(lines)]}, "result": (image, json.dumps(stats, indent=1))}
+        report = stats_report(dataset.clips, bins=bins, consecutive_only=consecutive_only)
+        image = frames_to_image(report.plots)
+        return {"ui": {"text": ["\n".join(report.lines)]}, "result": (image, json.dumps(report.stats, indent=1))}
 
 
 NODE_CLASS_MAPPINGS = {

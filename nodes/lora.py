@@ -4,39 +4,13 @@ Thin adapters over ``emovid_core.lora``.
 
 from __future__ import annotations
 
-import copy
-
-from emovid_core import runtime
 from emovid_core.emotions import EMOTIONS
 
+from ._inputs import NONE, STRENGTH, inputs, lora_files, lora_inputs
+
 CATEGORY = "EmoVid/lora"
-NONE = "None"
 NO_EMOTION = "none"
 PIPE_TYPE = "EMOVID_WAN_PIPE"
-
-_STRENGTH = {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}
-_BLOCKS_TIP = ("Optional block selection: empty = all blocks. 'A-B' keeps only blocks A..B (e.g. '0-14'); 'A-B:w' gives "
-               "them weight w, e.g. '0-9:1.0, 10-29:0.5'. Unnamed blocks are skipped (listed in the report).")
-_STRICT_TIP = ("On: fail if any key of the LoRA would be skipped (unknown module, I2V keys on a T2V model, outside the "
-               "block selection). Off: apply the rest and list every skipped key in the report.")
-
-
-def _lora_files() -> list[str]:
-    return runtime.list_model_files("loras")
-
-
-def _file_stamps(*names: str) -> str:
-    """mtime/size of the chosen LoRA files: ComfyUI re-runs the node when a file is replaced under the same name."""
-    stamps = []
-    for name in names:
-        if not name or name == NONE:
-            continue
-        try:
-            st = runtime.resolve_model_file("loras", name).stat()
-            stamps.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
-        except (FileNotFoundError, OSError):
-            stamps.append(f"{name}:missing")
-    return "|".join(stamps)
 
 
 def _report_result(model, report):
@@ -66,19 +40,16 @@ class EmoVidLoraLoader:
         return {
             "required": {
                 "model": ("MODEL", {"tooltip": "A Wan2.1 MODEL (UNETLoader / Load Diffusion Model, or another LoRA node)."}),
-                "lora_name": (_lora_files(), {"emovid_dynamic_list": True,
-                                              "tooltip": "LoRA .safetensors from models/loras, in any supported format."}),
-                "strength": ("FLOAT", dict(_STRENGTH, tooltip="LoRA strength; negative values invert it, 0 = no change.")),
-                "strict": ("BOOLEAN", {"default": False, "tooltip": _STRICT_TIP}),
+                **inputs(lora_inputs(), "lora_name", "strength", "strict"),
             },
-            "optional": {
-                "blocks": ("STRING", {"default": "", "tooltip": _BLOCKS_TIP}),
-            },
+            "optional": inputs(lora_inputs(), "blocks"),
         }
 
     @classmethod
     def IS_CHANGED(cls, lora_name=None, **kwargs):
-        return _file_stamps(lora_name)
+        from emovid_core.lora.stack import lora_file_stamps
+
+        return lora_file_stamps(lora_name)
 
     def apply(self, model, lora_name, strength, strict, blocks=""):
         from emovid_core.lora import LoraSpec, apply_lora_stack_to_comfy, resolve_lora_path
@@ -106,16 +77,16 @@ class EmoVidLoraStack:
 
     @classmethod
     def INPUT_TYPES(cls):
-        files = [NONE] + _lora_files()
+        files = [NONE] + lora_files()
         opt = {}
         for i in (1, 2, 3):
             opt[f"lora_{i}"] = (files, {"emovid_dynamic_list": True, "default": NONE,
                                         "tooltip": f"LoRA {i} from models/loras, or None."})
-            opt[f"strength_{i}"] = ("FLOAT", dict(_STRENGTH, tooltip=f"Strength of LoRA {i} (negative inverts it)."))
+            opt[f"strength_{i}"] = ("FLOAT", dict(STRENGTH, tooltip=f"Strength of LoRA {i} (negative inverts it)."))
         return {
             "required": {
                 "model": ("MODEL", {"tooltip": "A Wan2.1 MODEL (UNETLoader / Load Diffusion Model)."}),
-                "strict": ("BOOLEAN", {"default": False, "tooltip": _STRICT_TIP}),
+                **inputs(lora_inputs(), "strict"),
             },
             "optional": {
                 **opt,
@@ -124,40 +95,23 @@ class EmoVidLoraStack:
                 "emotion_map": ("STRING", {"default": "", "multiline": True,
                                            "tooltip": "One 'emotion=lora file' per line or comma-separated, files from "
                                                       "models/loras, e.g. 'anger=wan_anger.safetensors'."}),
-                "emotion_strength": ("FLOAT", dict(_STRENGTH, tooltip="Strength of the emotion's LoRA.")),
+                "emotion_strength": ("FLOAT", dict(STRENGTH, tooltip="Strength of the emotion's LoRA.")),
             },
         }
 
     @classmethod
     def IS_CHANGED(cls, lora_1=NONE, lora_2=NONE, lora_3=NONE, emotion=NO_EMOTION, emotion_map="", **kwargs):
-        from emovid_core.lora import lora_for_emotion
+        from emovid_core.lora.stack import lora_stack_stamps
 
-        emo_file = None
-        if emotion and emotion != NO_EMOTION:
-            try:
-                emo_file = lora_for_emotion(emotion_map or "", emotion)
-            except ValueError:
-                emo_file = None  # the node itself reports the bad mapping when it runs
-        return _file_stamps(lora_1, lora_2, lora_3, emo_file or NONE)
+        return lora_stack_stamps([lora_1, lora_2, lora_3], emotion, emotion_map)
 
     def apply(self, model, strict, lora_1=NONE, strength_1=1.0, lora_2=NONE, strength_2=1.0, lora_3=NONE,
               strength_3=1.0, emotion=NO_EMOTION, emotion_map="", emotion_strength=1.0):
-        from emovid_core.lora import LoraSpec, apply_lora_stack_to_comfy, lora_for_emotion, resolve_lora_path
+        from emovid_core.lora import apply_lora_stack_to_comfy
+        from emovid_core.lora.stack import lora_stack
 
-        stack = []
-        if emotion and emotion != NO_EMOTION:
-            if not emotion_map.strip():
-                raise ValueError(f"emotion {emotion!r} chosen but emotion_map is empty; add e.g. "
-                                 f"'{emotion}={emotion}.safetensors' or set emotion to none")
-            file = lora_for_emotion(emotion_map, emotion)
-            if file is None:
-                raise ValueError(f"emotion_map has no LoRA for {emotion!r}; add a line '{emotion}=<file>'")
-            stack.append(LoraSpec(resolve_lora_path(file), name=f"emotion_{emotion}", strength=emotion_strength))
-        for name, strength in ((lora_1, strength_1), (lora_2, strength_2), (lora_3, strength_3)):
-            if name and name != NONE:
-                stack.append(LoraSpec(resolve_lora_path(name), strength=strength))
-        if not stack:
-            raise ValueError("no LoRA chosen: pick lora_1..lora_3 or an emotion with an emotion_map")
+        slots = [(lora_1, strength_1), (lora_2, strength_2), (lora_3, strength_3)]
+        stack = lora_stack(slots, emotion, emotion_map, emotion_strength)
         out, report = apply_lora_stack_to_comfy(model, stack, strict=strict)
         return _report_result(out, report)
 
@@ -183,41 +137,28 @@ class EmoVidLoraLoaderPipeline:
         return {
             "required": {
                 "pipe": (PIPE_TYPE, {"tooltip": "The pipeline from EmoVid Wan Loader (or another EmoVid LoRA pipeline node)."}),
-                "lora_name": (_lora_files(), {"emovid_dynamic_list": True,
-                                              "tooltip": "LoRA .safetensors from models/loras, in any supported format."}),
-                "strength": ("FLOAT", dict(_STRENGTH, tooltip="Adapter weight; negative inverts it, 0 = no change.")),
+                **inputs(lora_inputs(), "lora_name", "strength", strength="Adapter weight; negative inverts it, 0 = no change."),
                 "adapter_name": ("STRING", {"default": "", "tooltip": "peft adapter name; empty = the file name. The same "
                                             "name with another file replaces that adapter."}),
                 "fuse": ("BOOLEAN", {"default": False, "tooltip": "Merge the active LoRAs into the weights (float32 math). "
                                      "Off keeps them switchable without reloading."}),
-                "strict": ("BOOLEAN", {"default": False, "tooltip": _STRICT_TIP}),
+                **inputs(lora_inputs(), "strict"),
             },
-            "optional": {
-                "blocks": ("STRING", {"default": "", "tooltip": _BLOCKS_TIP}),
-            },
+            "optional": inputs(lora_inputs(), "blocks"),
         }
 
     @classmethod
     def IS_CHANGED(cls, lora_name=None, **kwargs):
-        return _file_stamps(lora_name)
+        from emovid_core.lora.stack import lora_file_stamps
+
+        return lora_file_stamps(lora_name)
 
     def apply(self, pipe, lora_name, strength, adapter_name, fuse, strict, blocks=""):
-        from emovid_core.lora import LoraSpec, active_diffusers_loras, apply_lora_stack_to_diffusers, resolve_lora_path
+        from emovid_core.lora import LoraSpec, resolve_lora_path
+        from emovid_core.lora.stack import add_lora_to_pipeline
 
-        transformer = getattr(getattr(pipe, "pipe", None), "transformer", None)
-        if transformer is None:
-            raise ValueError(f"pipe {type(pipe).__name__} has no .pipe.transformer; connect EmoVid Wan Loader's pipe output")
-        path = resolve_lora_path(lora_name)
-        name = adapter_name.strip() or None
-        new = LoraSpec(path, name=name, strength=strength, blocks=blocks)
-        from emovid_core.lora.apply import _adapter_name, load_lora_cached
-
-        final_name = _adapter_name(new, load_lora_cached(path), set())
-        new.name = final_name
-        keep = [LoraSpec(None, n, w) for n, w in active_diffusers_loras(transformer) if n != final_name]
-        report = apply_lora_stack_to_diffusers(transformer, keep + [new], fuse=fuse, strict=strict)
-        out = copy.copy(pipe)  # the handle is cheap; the pipeline (and its adapters) is shared
-        out.loras = [f"{n}:{w:g}" + (" (fused)" if report.fused else "") for n, w in zip(report.active, report.weights)]
+        spec = LoraSpec(resolve_lora_path(lora_name), name=adapter_name.strip() or None, strength=strength, blocks=blocks)
+        out, report = add_lora_to_pipeline(pipe, spec, fuse=fuse, strict=strict)
         return _report_result(out, report)
 
 

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 from emovid_core import runtime, video_io
+
+from ._inputs import DECODE_INPUTS, inputs
 
 CATEGORY = "EmoVid/video"
 VIDEO_KIND = "emovid_videos"  # ComfyUI folder kind for videos kept outside the input folder
 _REFUSED = (ValueError, FileNotFoundError, runtime.PathNotAllowed)
 
 
-def _videos_in(root: Path) -> list[str]:
-    """Video files (and GIF/WebP animations) under ``root``, sub-folders included, "/"-separated."""
-    if not root.is_dir():
-        return []
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in filenames:
-            if Path(f).suffix.lower() in video_io.VIDEO_EXTENSIONS and not f.startswith("."):
-                out.append((Path(dirpath) / f).relative_to(root).as_posix())
-    return out
-
-
 def _input_videos() -> list[str]:
     """The 'video' list: the input folder's videos, then those in the emovid_videos folders (extra_model_paths.yaml)."""
-    names = dict.fromkeys(sorted(_videos_in(runtime.input_directory())))
+    names = dict.fromkeys(video_io.video_files(runtime.input_directory()))
     for folder in runtime.model_folders(VIDEO_KIND):
-        names.update(dict.fromkeys(sorted(_videos_in(folder))))
+        names.update(dict.fromkeys(video_io.video_files(folder)))
     return list(names)
 
 
@@ -79,22 +66,8 @@ class EmoVidLoadVideo:
                     "tooltip": "A video in ComfyUI's input folder (upload one with the button) or in an emovid_videos folder "
                                "(extra_model_paths.yaml). Ignored when 'path' is set.",
                 }),
-                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
-                                       "tooltip": "Keep at most this many frames (0 = all). Applied after target_fps and every_nth."}),
-                "skip_first": ("INT", {"default": 0, "min": 0, "max": 1000000,
-                                       "tooltip": "Drop this many source frames from the start."}),
-                "every_nth": ("INT", {"default": 1, "min": 1, "max": 1000,
-                                      "tooltip": "Keep every n-th frame (after resampling to target_fps); 1 keeps all."}),
-                "target_fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 240.0, "step": 0.01,
-                                         "tooltip": "Resample to this rate by timestamp, repeating or dropping frames (0 = source rate). Wan2.1 uses 16."}),
-                "width": ("INT", {"default": 0, "min": 0, "max": 8192,
-                                  "tooltip": "Output width in pixels (0 = keep; with only height set, follows the aspect ratio)."}),
-                "height": ("INT", {"default": 0, "min": 0, "max": 8192,
-                                   "tooltip": "Output height in pixels (0 = keep; with only width set, follows the aspect ratio)."}),
-                "crop": (["center", "none"], {"default": "center",
-                                              "tooltip": "center: keep the aspect ratio and centre-crop to width x height; none: stretch."}),
-                "wan_4n1": ("BOOLEAN", {"default": False,
-                                        "tooltip": "Trim the frame count to the largest 4n+1 (Wan2.1 works on 4n+1 frames, e.g. 33, 81)."}),
+                **inputs(DECODE_INPUTS, "max_frames", "skip_first", "every_nth", "target_fps", "width", "height", "crop",
+                         "wan_4n1"),
             },
             "optional": {
                 "path": ("STRING", {"default": "",
@@ -105,16 +78,10 @@ class EmoVidLoadVideo:
         }
 
     def load(self, video, max_frames, skip_first, every_nth, target_fps, width, height, crop, wan_4n1, path=""):
-        p = _resolve(video, path)
-        info = video_io.probe(p)
-        frames = video_io.read_frames(
-            p, info=info, skip_first=skip_first, every_nth=every_nth, max_frames=max_frames or None,
-            target_fps=target_fps or None, size=(width, height), crop=crop, wan_4n1=wan_4n1,
-        )
-        rate = (float(target_fps) if target_fps else info.fps) / every_nth
-        h, w = frames.shape[1:3]
-        summary = f"{info.describe()} -> {len(frames)} frames {w}x{h} at {rate:.3f} fps"
-        return (video_io.frames_to_image(frames), rate, int(len(frames)), summary)
+        options = video_io.DecodeOptions(max_frames=max_frames, skip_first=skip_first, every_nth=every_nth,
+                                         target_fps=target_fps, width=width, height=height, crop=crop, wan_4n1=wan_4n1)
+        loaded = video_io.load_video(_resolve(video, path), options)
+        return (video_io.frames_to_image(loaded.frames), loaded.fps, len(loaded.frames), loaded.summary())
 
     @classmethod
     def IS_CHANGED(cls, video, path="", **kwargs):
@@ -123,12 +90,7 @@ class EmoVidLoadVideo:
             p = _resolve(video, path)
         except _REFUSED:
             return "missing"
-        files = video_io.image_files(p) if p.is_dir() else [p]
-        h = hashlib.sha256()
-        for f in files:
-            st = f.stat()
-            h.update(f"{f.name}:{st.st_mtime_ns}:{st.st_size};".encode())
-        return h.hexdigest()
+        return video_io.source_stamp(p)
 
     @classmethod
     def VALIDATE_INPUTS(cls, video, path=""):
@@ -175,7 +137,6 @@ class EmoVidSaveVideo:
     def save(self, images, fps, filename_prefix, format, quality=80):
         saved = video_io.save_video(images, filename_prefix, fps, format, quality=quality)
         entry = saved.ui_entry()
-        summary = f"saved {saved.frames} frames {saved.width}x{saved.height} at {saved.fps:g} fps -> {Path(saved.subfolder, saved.filename).as_posix()}"
         return {
             "ui": {
                 # What core SaveVideo / SaveAnimatedWEBP return: the frontend previews "images" entries and plays
@@ -184,7 +145,7 @@ class EmoVidSaveVideo:
                 "animated": [True],
                 # What VideoHelperSuite's Video Combine returns; headless clients written for VHS look here.
                 "gifs": [{**entry, "frame_rate": saved.fps}],
-                "text": [summary],
+                "text": [saved.summary()],
             },
             "result": (str(saved.path),),
         }

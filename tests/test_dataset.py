@@ -435,7 +435,7 @@ def test_decode_controls_wan_checks_and_memory_guard(indexed_root):
     with pytest.raises(ValueError, match="set both width and height"):
         decode_clip(ds, clip, DecodeOptions(width=32))
     with pytest.raises(ValueError, match="GiB"):
-        decode_clip(ds, clip, DecodeOptions(max_bytes=1000))
+        decode_clip(ds, clip, DecodeOptions(), max_bytes=1000)
     sticker = next(c for c in ds.clips if c.type == "sticker")
     g = decode_clip(ds, sticker, DecodeOptions(target_fps=10))
     assert g.frames.shape[1:] == (48, 64, 3) and g.fps == 10

@@ -433,3 +433,27 @@ def test_truncated_file_returns_the_frames_that_exist(tmp_path, ffmpeg_container
     assert "truncated" in caplog.text
     trimmed = vio.read_frames(cut, wan_4n1=True)
     assert len(trimmed) == vio.wan_frame_count(len(got)) and np.array_equal(trimmed, got[: len(trimmed)])
+
+
+# -------------------------------------------------------------------------------------------- decode options
+
+
+def test_decode_options_are_one_declaration_for_every_decode(files, src):
+    opts = vio.DecodeOptions(skip_first=2, every_nth=3, max_frames=5, width=32, height=24)
+    by_fields = vio.read_frames(files["gif"], skip_first=2, every_nth=3, max_frames=5, size=(32, 24))
+    assert np.array_equal(vio.read_frames(files["gif"], opts), by_fields)
+    assert np.array_equal(np.stack(list(vio.iter_frames(files["gif"], opts))), by_fields)
+    loaded = vio.load_video(files["gif"], opts, progress=False)
+    assert np.array_equal(loaded.frames, by_fields) and loaded.indices == [2, 5, 8, 11, 14]
+    assert loaded.fps == opts.output_fps(loaded.info.fps) == loaded.info.fps / 3 and "-> 5 frames 32x24 at 5.333 fps" in loaded.summary()
+    assert vio.DecodeOptions(target_fps=10, every_nth=2).output_fps(FPS) == 5.0
+    assert vio.DecodeOptions.of(opts, size=(0, 0), max_frames=None) == vio.DecodeOptions(skip_first=2, every_nth=3)
+    with pytest.raises(TypeError, match="unknown decode option.*stride"):
+        vio.read_frames(files["gif"], stride=2)
+    with pytest.raises(ValueError, match="every_nth=0 must be at least 1"):
+        vio.DecodeOptions(every_nth=0).check()
+    with pytest.raises(ValueError, match="crop='edge'"):
+        vio.DecodeOptions(crop="edge").check()
+    with pytest.raises(ValueError, match="set both width and height"):
+        vio.DecodeOptions(width=32).check_wan_size()
+    vio.DecodeOptions(width=32).check()  # one side 0 follows the aspect ratio: fine outside Wan

@@ -9,6 +9,7 @@ from .export import export_diffsynth
 from .filters import EmptySelectionError, Filter, apply_filter, parse_range
 from .format import COLUMNS, REQUIRED_COLUMNS, SOURCE_TYPES, Clip, Reject, check_relative_path, resolve_clip_path
 from .indexer import index_dataset, measure_clip
+from .pick import PICK_MODES, PickedClip, choose_clip, pick_clip
 from .sample import make_sample
 from .sampling import (
     PAPER_BENCHMARK_PER_CELL,
@@ -30,5 +31,6 @@ __all__ = [
     "apply_filter", "parse_range", "check_relative_path", "resolve_clip_path",
     "assign_splits", "balanced_order", "benchmark_clips", "benchmark_split", "sample_balanced", "sample_random",
     "training_mix", "find_metadata", "load_dataset", "read_table", "write_table",
+    "PICK_MODES", "PickedClip", "choose_clip", "pick_clip",
     "DecodeOptions", "decode_clip", "export_diffsynth", "index_dataset", "measure_clip", "make_sample", "compute_stats",
 ]

@@ -77,7 +77,7 @@ def measure_clip(path: str | Path, stride: int = 20, threads: int | None = None)
     handed to :func:`emovid_core.attributes.frame_stats` (None: its default); pool workers pass 1 because
     the parallelism already comes from the processes.
     """
-    from .. import attributes, video_io
+    from .. import video_io
 
     info = video_io.probe(path)
     if info.frames < 1:
@@ -87,8 +87,7 @@ def measure_clip(path: str | Path, stride: int = 20, threads: int | None = None)
         frames = list(video_io.iter_frames(path, indices=wanted, info=info))
         if not frames:
             raise ValueError(f"{Path(path).name} decoded no frames (corrupt or empty stream)")
-        stats = attributes.frame_stats(frames, indices=wanted[: len(frames)], hasler=False, progress=False, workers=threads)
-        attrs = attributes.clip_attributes(stats, stride=stride)
+        attrs = paper_attributes(frames, wanted[: len(frames)], stride, threads)
     return {
         "frames": int(info.frames), "fps": round(float(info.fps), 6), "width": int(info.width), "height": int(info.height),
         "duration": round(float(info.duration), 6), "has_alpha": bool(info.has_alpha),
@@ -96,6 +95,15 @@ def measure_clip(path: str | Path, stride: int = 20, threads: int | None = None)
         "raw": {"brightness": float(attrs.brightness_raw), "colorfulness": float(attrs.colorfulness_raw),
                 "hue": float(attrs.hue_raw)},
     }
+
+
+def paper_attributes(frames, indices: list[int], stride: int = 20, threads: int | None = None):
+    """The paper's clip values from source-size ``frames`` showing source frames ``indices`` (those that are
+    multiples of ``stride`` are pooled): what :func:`measure_clip` computes once it has decoded them."""
+    from .. import attributes
+
+    stats = attributes.frame_stats(frames, indices=indices, hasler=False, progress=False, workers=threads)
+    return attributes.clip_attributes(stats, stride=stride)
 
 
 def _worker(args: tuple[str, str, int, int | None]) -> tuple[str, dict | None, str | None]:

@@ -7,11 +7,13 @@ map with its numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from .format import SOURCE_TYPES
+from .format import SOURCE_TYPES, Clip
 
 FIG_SIZE = (9.0, 5.4)  # inches
 DPI = 100
@@ -177,3 +179,21 @@ def save_plots(stats: dict, folder: str | Path, prefix: str = "dataset_", force:
         with atomic_path(path) as tmp:
             Image.fromarray(rgb).save(tmp, format="PNG")
     return list(plots)
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """Everything EmoVid Dataset Stats shows: the statistics, the four plots stacked [4, H, W, 3] and a summary."""
+
+    stats: dict
+    plots: np.ndarray  # uint8, in PLOT_NAMES order
+    lines: list[str]
+
+
+def stats_report(clips: Sequence[Clip], bins: int = 11, consecutive_only: bool = False) -> StatsReport:
+    """:func:`compute_stats` of ``clips``, rendered (:func:`render_plots`) and summarised (``summary_lines``)."""
+    from .stats import compute_stats, summary_lines
+
+    stats = compute_stats(clips, bins=bins, consecutive_only=consecutive_only)
+    plots = render_plots(stats)
+    return StatsReport(stats, np.stack([plots[name] for name in PLOT_NAMES]), summary_lines(stats))
