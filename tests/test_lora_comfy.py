@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from emovid_core import runtime
-from emovid_core import wan_layout as wl
 from emovid_core.lora import (
     FORMATS,
     LoraError,
@@ -20,6 +19,8 @@ from emovid_core.lora import (
     write_lora,
 )
 from emovid_core.lora.testing import ReferencePatcher, random_lora
+from emovid_core.safetensors_header import SafetensorsHeaderError
+from emovid_core.wan import dit_keys as wl
 
 PREFIX = "diffusion_model."
 
@@ -208,7 +209,7 @@ def test_stack_node_with_emotion_map(pack_nodes, model, base_sd, loras_dir):
 def test_errors_name_the_file(model, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
-    with pytest.raises(LoraError, match="bad.safetensors"):
+    with pytest.raises(SafetensorsHeaderError, match="bad.safetensors"):
         apply_lora_stack_to_comfy(model, [bad])
     assert load_lora  # imported API stays public
 

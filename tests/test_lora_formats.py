@@ -8,7 +8,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from emovid_core import wan_layout as wl
 from emovid_core.lora import (
     FORMATS,
     LoraError,
@@ -20,6 +19,8 @@ from emovid_core.lora import (
     write_lora,
 )
 from emovid_core.lora.testing import random_lora
+from emovid_core.safetensors_header import SafetensorsHeaderError
+from emovid_core.wan.variants import width_name
 
 R, D = 4, 128
 
@@ -154,22 +155,22 @@ def test_no_wan_keys_is_an_error():
 def test_pickles_truncation_and_garbage_are_refused(tmp_path):
     pt = tmp_path / "x.pt"
     pt.write_bytes(b"\x80\x04junk")
-    with pytest.raises(LoraError, match="pickle"):
+    with pytest.raises(SafetensorsHeaderError, match="pickle"):
         load_lora(pt)
     good = tmp_path / "good.safetensors"
     write_lora(random_lora(layers=1), good, "comfy")
     data = good.read_bytes()
     trunc = tmp_path / "trunc.safetensors"
     trunc.write_bytes(data[: len(data) - 100])
-    with pytest.raises(LoraError, match="truncated"):
+    with pytest.raises(SafetensorsHeaderError, match="truncated"):
         load_lora(trunc)
     html = tmp_path / "html.safetensors"
     html.write_bytes(b"<!DOCTYPE html><html>404 Not Found</html>")
-    with pytest.raises(LoraError, match="not a safetensors file"):
+    with pytest.raises(SafetensorsHeaderError, match="not a safetensors file"):
         load_lora(html)
     short = tmp_path / "short.safetensors"
     short.write_bytes(b"abc")
-    with pytest.raises(LoraError, match="too short"):
+    with pytest.raises(SafetensorsHeaderError, match="too short"):
         load_lora(short)
     with pytest.raises(FileNotFoundError):
         load_lora(tmp_path / "missing.safetensors")
@@ -215,4 +216,4 @@ def test_inspect_reports_architecture(tmp_path):
     assert "ss_output_name: emo_anger" in text and "rank: 2" in text
     custom = inspect_lora(random_lora(dim=256, ffn=512, layers=3))
     assert custom.architecture.startswith("custom width 256") and custom.block_count == 3 and not custom.i2v
-    assert wl.width_name(5120) == "Wan2.1 14B (dim 5120)"
+    assert width_name(5120) == "Wan2.1 14B (dim 5120)"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,11 @@ from typing import Callable, Mapping
 
 import torch
 
-from .. import wan_layout as wl
+from ..atomic import save_safetensors
+from ..safetensors_header import SafetensorsHeaderError, read_header, refuse_pickle
+from ..wan import dit_keys as wl
 from .model import LoraError, LoraModule, NonFiniteLoraError, UnsupportedLoraError, WanLora
 
-PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pt2")
 METADATA_KEY = "lora_adapter_metadata"  # diffusers/peft LoraConfig JSON in the safetensors header
 
 # Suffix -> part, longest first so ".lora_A.default.weight" wins over ".weight"-style matches.
@@ -184,57 +184,26 @@ def classify_stem(stem: str, suffix: str) -> tuple[str, str | None]:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _check_safetensors_file(path: Path) -> None:
-    """Catch pickles, truncation and garbage before safetensors does, with a message that says what to do."""
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise LoraError(
-            f"{path.name}: {path.suffix} files are Python pickles, which can run arbitrary code when loaded; "
-            "EmoVid reads LoRAs only from .safetensors. Use the .safetensors release of this LoRA, or convert it "
-            "once where you trust the file (load it with torch.load(weights_only=True), save with "
-            "safetensors.torch.save_file)")
-    if not path.is_file():
-        raise FileNotFoundError(f"LoRA file {str(path)!r} not found")
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise LoraError(f"{path.name}: only {size} bytes, too short to be a safetensors file (truncated download?)")
-        (n,) = struct.unpack("<Q", head)
-        if n <= 1 or n > min(size - 8, 100_000_000):
-            raise LoraError(f"{path.name} is not a safetensors file (header length {n} does not fit a {size}-byte file); "
-                            "it may be truncated, an HTML error page or a pickle renamed to .safetensors")
-        try:
-            header = json.loads(fh.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise LoraError(f"{path.name}: unreadable safetensors header ({exc}); the file is corrupt") from None
-    if not isinstance(header, dict):
-        raise LoraError(f"{path.name}: safetensors header is not a JSON object; the file is corrupt")
-    need = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
-                and "data_offsets" in v), default=0)
-    have = size - 8 - n
-    if need > have:
-        raise LoraError(f"{path.name} is truncated: its tensors need {need} bytes after the header but the file holds {have}; "
-                        "download it again")
-
-
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, header metadata) of a .safetensors file, read through ``safe_open`` (memory-mapped, no extra copy).
 
-    A file safetensors refuses is diagnosed afterwards (truncated, not safetensors, ...) so the happy path parses
-    the header only once.
+    A file safetensors refuses is diagnosed afterwards by :func:`emovid_core.safetensors_header.read_header`
+    (:class:`SafetensorsHeaderError`: truncated, not safetensors, ...) so the happy path parses the header only once.
     """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path).expanduser()
-    if path.suffix.lower() in PICKLE_SUFFIXES or not path.is_file():
-        _check_safetensors_file(path)
+    refuse_pickle(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LoRA file {str(path)!r} not found")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        _check_safetensors_file(path)  # raises a specific message when it can tell what is wrong
-        raise LoraError(f"{path.name}: cannot read safetensors data ({exc}); the file is corrupt or truncated") from None
+    except (SafetensorError, OSError, ValueError):
+        read_header(path)  # raises the specific message when it can tell what is wrong
+        raise SafetensorsHeaderError(f"{path.name}: its header reads, but safetensors cannot read its tensor data; "
+                                     "the file is corrupt or truncated. Download it again") from None
     return tensors, metadata
 
 
@@ -476,7 +445,7 @@ def write_lora(lora: WanLora, path: str | Path, fmt: str = "comfy", metadata: Ma
     meta.update(metadata or {})
     meta.update(extra)
     meta["emovid_lora_format"] = fmt
-    wl.save_state_dict(tensors, path, metadata=meta)
+    save_safetensors(tensors, path, metadata=meta)
     return notes
 
 
