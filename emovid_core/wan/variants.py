@@ -161,7 +161,7 @@ def get_variant(name: str) -> Variant:
 
 def width_name(dim: int) -> str:
     """Human name of a model width from the table: "Wan2.1 1.3B (dim 1536)", or "custom width 256"."""
-    families = list(dict.fromkeys(v.family for v in _shipped().values() if v.dim == dim))
+    families = list(dict.fromkeys(v.family for v in all_variants().values() if v.dim == dim and not v.tiny))
     return f"{' / '.join(families)} (dim {dim})" if families else f"custom width {dim}"
 
 
@@ -217,7 +217,7 @@ def transformer_arch(shapes: dict[str, list], source: str = "the transformer fil
         extras.append("VACE (vace_patch_embedding)")
     if "img_emb.emb_pos" in s or "condition_embedder.image_embedder.pos_embed" in s:
         extras.append("FLF2V (img_emb.emb_pos)")
-    if out_rows and out_rows != 64:
+    if out_rows and out_rows // 4 not in {v.out_dim for v in all_variants().values()}:
         extras.append(f"out_dim {out_rows // 4} (Wan2.1 has 16; 48 means Wan2.2 5B)")
     if any(k.startswith(("face_adapter", "motion_encoder", "audio", "control_adapter")) for k in s):
         extras.append("Animate/S2V/camera adapters")
@@ -235,14 +235,13 @@ def match_variant(arch: TransformerArch, requested: str = "auto", source: str = 
     if arch.extras:
         raise ValueError(
             f"{source} is not a plain Wan2.1 T2V/I2V transformer: found {', '.join(arch.extras)}. "
-            "Only Wan2.1 T2V 1.3B/14B and I2V 14B are supported."
+            f"Supported: {', '.join(v.label for v in _shipped().values())}."
         )
     variants = all_variants()
 
     def fits(v: Variant) -> bool:
         return (v.dim, v.in_dim, v.ffn_dim, v.num_layers) == (arch.dim, arch.in_dim, arch.ffn_dim, arch.num_layers) and (
-            v.kind == arch.kind
-        )
+            v.kind == arch.kind) and arch.out_dim in (0, v.out_dim)
 
     if requested and requested != "auto":
         v = get_variant(requested)
