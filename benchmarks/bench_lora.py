@@ -34,7 +34,8 @@ os.environ.setdefault("EMOVID_NO_PROGRESS", "1")
 
 import torch  # noqa: E402
 
-from emovid_core import wan_layout as wl  # noqa: E402
+from emovid_core.wan import dit_keys as wl  # noqa: E402
+from emovid_core.wan.variants import Variant, get_variant  # noqa: E402
 
 RANK = 32
 
@@ -43,7 +44,7 @@ def write_14b_lora(path: Path) -> tuple[int, int]:
     """DiffSynth-style keys, bf16, values small random: 40 blocks x 10 linears x (A, B)."""
     from safetensors.torch import save_file
 
-    v = wl.VARIANTS["t2v-14B"]
+    v = get_variant("t2v-14b")
     g = torch.Generator().manual_seed(0)
     sd = {}
     for b in range(v.num_layers):
@@ -143,7 +144,7 @@ def bench_forward(steps: int) -> dict:
     from emovid_core.lora.testing import random_lora
 
     torch.manual_seed(0)
-    variant = wl.WanVariant("bench", 512, 2048, 2, 16)
+    variant = Variant.custom(512, 2048, 2, 16, name="bench")
     base = WanTransformer3DModel(**wl.diffusers_transformer_config(variant, num_heads=4, text_dim=64)).eval()
     unfused, fused = copy.deepcopy(base), copy.deepcopy(base)
     lora = random_lora(dim=512, ffn=2048, layers=2, rank=RANK, alpha=RANK, seed=2, scale=0.01)

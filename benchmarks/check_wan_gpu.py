@@ -79,8 +79,8 @@ def stage_real(tmp: Path, frames: int, steps: int) -> None:
     from transformers import UMT5Config, UMT5EncoderModel
 
     from emovid_core.wan import generate
-    from emovid_core.wan.layout import transformer_to_original, vae_to_original
     from emovid_core.wan.loading import load_single_files
+    from emovid_core.wan.single_file import transformer_to_original, vae_to_original
     from emovid_core.wan.tiny import build_tokenizer
     from emovid_core.wan.variants import get_variant
 

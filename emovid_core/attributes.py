@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from . import runtime
+from .atomic import write_bytes
 from .frame_check import check_frame, check_values, value_error
 
 PAPER_STRIDE = 20
@@ -595,7 +596,7 @@ class AttributeReport:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def save_json(self, path: str | Path) -> Path:
-        return write_atomic(Path(path), self.to_json().encode() + b"\n")
+        return write_bytes(path, self.to_json().encode() + b"\n")
 
 
 def _finite(obj):
@@ -635,12 +636,6 @@ def analyze(
         sizes=stats.sizes,
         source=source,
     )
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    from .atomic import write_bytes
-
-    return write_bytes(path, data)
 
 
 # ------------------------------------------------------------------------------------------------ plot
@@ -717,7 +712,7 @@ def save_plot(report: AttributeReport, path: str | Path, width: int = 1000, heig
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"PNG encoding of the plot for {str(path)!r} failed")
-    return write_atomic(path, buf.tobytes())
+    return write_bytes(path, buf.tobytes())
 
 
 # ------------------------------------------------------------------------------------------------ comparison

@@ -50,7 +50,7 @@ def out_dir(tmp_path):
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory):
     """The synthetic EmoVid sample set (emovid dataset make-sample), written once per test session."""
-    from emovid_core.dataset.sample import make_sample
+    from emovid_core.dataset.synthetic import make_sample
 
     root = tmp_path_factory.getbasetemp() / "emovid_sample"
     make_sample(root)

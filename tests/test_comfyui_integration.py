@@ -14,7 +14,7 @@ Substitutions, because full-size components cannot run on a CPU test machine:
   [1, 16, 4096] CONDITIONING. The pack's Emotion Encode runs against a real (random-weight) CLIP-L text encoder
   loaded by core CLIPLoader instead, and must equal Emotion Prompt → core CLIPTextEncode.
 - CLIP vision (ViT-H, 632 M parameters) is left out of the I2V graph: Wan I2V runs without clip_vision_output.
-- DiT: tiny random Wan2.1 T2V/I2V checkpoints in the original key layout (emovid_core.wan_layout).
+- DiT: tiny random Wan2.1 T2V/I2V checkpoints in the original key layout (emovid_core.wan.dit_keys).
 - VAE: the real Wan2.1 VAE architecture (127 M parameters) with random weights, built with ComfyUI's own class.
 """
 
@@ -147,7 +147,7 @@ def _write_models(base: Path, py: str) -> None:
 
     from emovid_core.lora.formats import write_lora
     from emovid_core.lora.testing import random_lora
-    from emovid_core.wan_layout import write_tiny_wan
+    from emovid_core.wan.dit_keys import write_tiny_wan
 
     models = base / "models"
     write_tiny_wan(models / "diffusion_models" / T2V_UNET)
@@ -168,7 +168,7 @@ def _write_models(base: Path, py: str) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from emovid_core.dataset.sample import make_sample
+    from emovid_core.dataset.synthetic import make_sample
     from emovid_core.host.queue_client import ComfyClient
 
     py = _python()

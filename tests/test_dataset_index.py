@@ -37,7 +37,7 @@ def test_sample_maker_layout_and_reuse(sample_root):
     from PIL import Image
 
     from emovid_core import video_io
-    from emovid_core.dataset.sample import make_sample
+    from emovid_core.dataset.synthetic import make_sample
 
     ds = load_dataset(sample_root)
     assert ds.metadata_path.name == "emovid_metadata.csv" and ds.rejects == []
@@ -69,7 +69,7 @@ def test_sample_maker_layout_and_reuse(sample_root):
 
 def test_sample_maker_scales_per_cell_and_rewrites_incomplete_sets(tmp_path):
     from emovid_core.dataset import benchmark_split
-    from emovid_core.dataset.sample import make_sample
+    from emovid_core.dataset.synthetic import make_sample
 
     s = make_sample(tmp_path / "s", seed=3, per_cell=3, extra_per_cell=0, films=2, size=(32, 32))
     ds = load_dataset(s.root)

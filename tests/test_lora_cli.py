@@ -40,7 +40,7 @@ def test_inspect_text_and_json(diffsynth_file, capsys):
 
 
 def test_inspect_check_against_a_checkpoint(diffsynth_file, tmp_path, capsys):
-    from emovid_core.wan_layout import write_tiny_wan
+    from emovid_core.wan.dit_keys import write_tiny_wan
 
     _, path = diffsynth_file
     ckpt = write_tiny_wan(tmp_path / "tiny_t2v.safetensors", prefix="model.diffusion_model.")

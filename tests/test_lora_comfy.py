@@ -6,10 +6,8 @@ import pytest
 import torch
 
 from emovid_core import runtime
-from emovid_core import wan_layout as wl
 from emovid_core.lora import (
     FORMATS,
-    LoraError,
     LoraMismatchError,
     LoraSpec,
     ShapeSpec,
@@ -20,6 +18,8 @@ from emovid_core.lora import (
     write_lora,
 )
 from emovid_core.lora.testing import ReferencePatcher, random_lora
+from emovid_core.safetensors_header import SafetensorsHeaderError
+from emovid_core.wan import dit_keys as wl
 
 PREFIX = "diffusion_model."
 
@@ -208,7 +208,7 @@ def test_stack_node_with_emotion_map(pack_nodes, model, base_sd, loras_dir):
 def test_errors_name_the_file(model, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
-    with pytest.raises(LoraError, match="bad.safetensors"):
+    with pytest.raises(SafetensorsHeaderError, match="bad.safetensors"):
         apply_lora_stack_to_comfy(model, [bad])
     assert load_lora  # imported API stays public
 
@@ -224,3 +224,19 @@ def test_is_changed_follows_the_file(pack_nodes, loras_dir):
     assert node.IS_CHANGED(lora_name="a.safetensors") != first
     stack = pack_nodes["EmoVidLoraStack"]
     assert "a.safetensors" in stack.IS_CHANGED(emotion="fear", emotion_map="fear=a.safetensors")
+
+
+def test_diff_m_modulation_delta_applies_to_the_comfy_model(model, base_sd, tmp_path):
+    """A hand-made lightx2v-style file: ``blocks.N.diff_m`` patches ``blocks.N.modulation`` and the report lists it."""
+    from safetensors.torch import save_file
+
+    dm = torch.randn(1, 6, 128, generator=torch.Generator().manual_seed(5))
+    path = tmp_path / "diff_m.safetensors"
+    save_file({"diffusion_model.blocks.1.diff_m": dm}, str(path))
+    out, report = apply_lora_stack_to_comfy(model, [(path, None, 0.7)])
+    entry = report.entries[0].report
+    assert entry.ok and entry.applied == ["blocks.1.modulation"]
+    sd = out.patched_state_dict()
+    torch.testing.assert_close(sd[PREFIX + "blocks.1.modulation"], base_sd["blocks.1.modulation"] + 0.7 * dm, rtol=0, atol=1e-6)
+    assert torch.equal(sd[PREFIX + "blocks.0.modulation"], base_sd["blocks.0.modulation"])
+    assert "1 module(s) applied, 0 skipped; file keys: 1 applied, 0 skipped" in str(report)

@@ -75,7 +75,7 @@ def _check(comfy_dir: Path, work: Path) -> dict:
     from emovid_core.host.schema import load_pack_nodes
     from emovid_core.lora import load_lora, write_lora
     from emovid_core.lora.testing import random_lora
-    from emovid_core.wan_layout import write_tiny_wan
+    from emovid_core.wan.dit_keys import write_tiny_wan
 
     dm, lo = work / "diffusion_models", work / "loras"
     dm.mkdir(parents=True, exist_ok=True)

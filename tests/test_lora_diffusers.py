@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emovid_core import wan_layout as wl
 from emovid_core.lora import (
     LoraMismatchError,
     LoraSpec,
@@ -16,6 +15,8 @@ from emovid_core.lora import (
     write_lora,
 )
 from emovid_core.lora.testing import random_lora
+from emovid_core.wan import dit_keys as wl
+from emovid_core.wan.variants import Variant
 
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
@@ -24,7 +25,7 @@ pytest.importorskip("peft")
 def make_transformer(i2v: bool, seed: int = 0):
     from diffusers import WanTransformer3DModel
 
-    variant = wl.WanVariant("tiny", 128, 256, 2, 36 if i2v else 16)
+    variant = Variant.custom(128, 256, 2, 36 if i2v else 16, name="tiny")
     torch.manual_seed(seed)
     # 2 heads x 64 = dim 128; I2V: image_dim = CLIP width (16 here) and added_kv_proj_dim = dim, as in the release.
     cfg = wl.diffusers_transformer_config(variant, num_heads=2, text_dim=32, image_dim=16)

@@ -8,18 +8,22 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from emovid_core import wan_layout as wl
 from emovid_core.lora import (
     FORMATS,
     LoraError,
+    ShapeSpec,
     UnsupportedLoraError,
     inspect_lora,
     load_lora,
     lora_state_dict,
     normalize,
+    validate,
     write_lora,
 )
 from emovid_core.lora.testing import random_lora
+from emovid_core.safetensors_header import SafetensorsHeaderError
+from emovid_core.wan import dit_keys as wl
+from emovid_core.wan.variants import width_name
 
 R, D = 4, 128
 
@@ -52,6 +56,11 @@ HAND_WRITTEN = [
     # kohya-style flattening of diffusers names (attn2 = cross-attention)
     ("kohya", "lora_unet_blocks_1_attn2_to_out_0", ".lora_down.weight", ".lora_up.weight", "blocks.1.cross_attn.o"),
     ("lycoris", "lycoris_blocks_0_ffn_2", ".lora_down.weight", ".lora_up.weight", "blocks.0.ffn.2"),
+    # Rows added as rows only (#12 item 4): diffusers names under diffusion_model., OneTrainer's lora_transformer_.
+    ("comfy_diffusers_names", "diffusion_model.blocks.1.attn2.to_v", ".lora_A.weight", ".lora_B.weight", "blocks.1.cross_attn.v"),
+    ("comfy_diffusers_names", "diffusion_model.blocks.0.ffn.net.2", ".lora_A.weight", ".lora_B.weight", "blocks.0.ffn.2"),
+    ("onetrainer", "lora_transformer_blocks_1_attn2_to_k", ".lora_down.weight", ".lora_up.weight", "blocks.1.cross_attn.k"),
+    ("onetrainer", "lora_transformer_blocks_0_ffn_net_0_proj", ".lora_down.weight", ".lora_up.weight", "blocks.0.ffn.0"),
 ]
 
 
@@ -154,22 +163,22 @@ def test_no_wan_keys_is_an_error():
 def test_pickles_truncation_and_garbage_are_refused(tmp_path):
     pt = tmp_path / "x.pt"
     pt.write_bytes(b"\x80\x04junk")
-    with pytest.raises(LoraError, match="pickle"):
+    with pytest.raises(SafetensorsHeaderError, match="pickle"):
         load_lora(pt)
     good = tmp_path / "good.safetensors"
     write_lora(random_lora(layers=1), good, "comfy")
     data = good.read_bytes()
     trunc = tmp_path / "trunc.safetensors"
     trunc.write_bytes(data[: len(data) - 100])
-    with pytest.raises(LoraError, match="truncated"):
+    with pytest.raises(SafetensorsHeaderError, match="truncated"):
         load_lora(trunc)
     html = tmp_path / "html.safetensors"
     html.write_bytes(b"<!DOCTYPE html><html>404 Not Found</html>")
-    with pytest.raises(LoraError, match="not a safetensors file"):
+    with pytest.raises(SafetensorsHeaderError, match="not a safetensors file"):
         load_lora(html)
     short = tmp_path / "short.safetensors"
     short.write_bytes(b"abc")
-    with pytest.raises(LoraError, match="too short"):
+    with pytest.raises(SafetensorsHeaderError, match="too short"):
         load_lora(short)
     with pytest.raises(FileNotFoundError):
         load_lora(tmp_path / "missing.safetensors")
@@ -215,4 +224,89 @@ def test_inspect_reports_architecture(tmp_path):
     assert "ss_output_name: emo_anger" in text and "rank: 2" in text
     custom = inspect_lora(random_lora(dim=256, ffn=512, layers=3))
     assert custom.architecture.startswith("custom width 256") and custom.block_count == 3 and not custom.i2v
-    assert wl.width_name(5120) == "Wan2.1 14B (dim 5120)"
+    assert width_name(5120) == "Wan2.1 14B (dim 5120)"
+
+
+def _hand_made_file(tmp_path, name, tensors):
+    """A file written with safetensors itself, keys spelled by hand (not by the pack's writer)."""
+    path = tmp_path / name
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+def test_hand_made_diffusers_names_under_diffusion_model_file(tmp_path):
+    down, up = _pair(21)
+    path = _hand_made_file(tmp_path, "dm_diffusers.safetensors", {
+        "diffusion_model.blocks.0.attn1.to_out.0.lora_A.weight": down,
+        "diffusion_model.blocks.0.attn1.to_out.0.lora_B.weight": up,
+        "diffusion_model.blocks.0.attn1.to_out.0.alpha": torch.tensor(2.0),
+        "diffusion_model.blocks.0.norm2.diff": torch.ones(D),  # diffusers norm2 = original norm3
+    })
+    lora = load_lora(path)
+    assert lora.source_format == "comfy_diffusers_names" and not lora.unused_keys
+    assert set(lora.modules) == {"blocks.0.self_attn.o", "blocks.0.norm3"}
+    assert lora.modules["blocks.0.self_attn.o"].scale == 0.5 and lora.modules["blocks.0.self_attn.o"].alpha_source == "key"
+    assert "diffusers module names" in inspect_lora(lora).format_label
+
+
+def test_hand_made_onetrainer_file(tmp_path):
+    down, up = _pair(22)
+    path = _hand_made_file(tmp_path, "onetrainer.safetensors", {
+        "lora_transformer_blocks_1_attn1_to_q.lora_down.weight": down,
+        "lora_transformer_blocks_1_attn1_to_q.lora_up.weight": up,
+        "lora_transformer_blocks_1_attn1_to_q.alpha": torch.tensor(8, dtype=torch.int64),
+        "lora_transformer_blocks_1_attn2_add_k_proj.lora_down.weight": down.clone(),  # I2V image K, flattened diffusers name
+        "lora_transformer_blocks_1_attn2_add_k_proj.lora_up.weight": up.clone(),
+    })
+    lora = load_lora(path)
+    assert lora.source_format == "onetrainer" and not lora.unused_keys
+    assert set(lora.modules) == {"blocks.1.self_attn.q", "blocks.1.cross_attn.k_img"}
+    assert lora.modules["blocks.1.self_attn.q"].scale == 2.0
+    tensors, _, _ = lora_state_dict(lora, "onetrainer")
+    assert "lora_transformer_blocks_1_attn2_add_k_proj.lora_up.weight" in tensors  # written back the same way
+
+
+def test_hand_made_diff_m_modulation_delta_file(tmp_path):
+    """lightx2v-style ``blocks.N.diff_m``: a full delta on the block's ``modulation`` parameter, in any name space."""
+    down, up = _pair(23)
+    dm0, dm1 = torch.randn(1, 6, D), torch.randn(1, 6, D)
+    path = _hand_made_file(tmp_path, "lightx2v_like.safetensors", {
+        "diffusion_model.blocks.0.self_attn.q.lora_down.weight": down,
+        "diffusion_model.blocks.0.self_attn.q.lora_up.weight": up,
+        "diffusion_model.blocks.0.self_attn.q.alpha": torch.tensor(4.0),
+        "diffusion_model.blocks.0.diff_m": dm0,
+        "diffusion_model.blocks.1.diff_m": dm1,
+    })
+    lora = load_lora(path)
+    assert not lora.unused_keys and lora.source_format == "comfy_down_up"
+    assert torch.equal(lora.modules["blocks.0.modulation"].diff, dm0)
+    assert torch.equal(lora.modules["blocks.1.modulation"].weight_delta(0.5), 0.5 * dm1)
+    assert lora.modules["blocks.1.modulation"].source_keys == ["diffusion_model.blocks.1.diff_m"]
+    assert inspect_lora(lora).full_deltas == 2
+    report = validate(lora, ShapeSpec.from_state_dict(wl.tiny_wan_state_dict(layers=2)))
+    assert report.ok and {"blocks.0.modulation", "blocks.1.modulation"} <= set(report.applied)
+    # Converting keeps it, as the spelling core ComfyUI reads for a bare parameter (diffusion_model.X.diff).
+    tensors, _, _ = lora_state_dict(lora, "comfy")
+    assert torch.equal(tensors["diffusion_model.blocks.0.modulation.diff"], dm0)
+    # kohya / musubi spelling of the same delta.
+    kohya = normalize({"lora_unet_blocks_1.diff_m": dm1})
+    assert list(kohya.modules) == ["blocks.1.modulation"] and not kohya.unused_keys
+
+
+def test_a_new_format_is_one_row(monkeypatch):
+    """Adding a made-up layout to FORMATS alone makes it readable and writable: no branch elsewhere to touch."""
+    from emovid_core.lora import formats
+
+    row = formats.LoraFormat("acme", "ACME trainer (acme_dit.)", "acme_dit.", "diffusers", ".lora_down.weight",
+                             ".lora_up.weight", "key", True, "acme_dit.blocks.0.attn1.to_q.lora_down.weight")
+    monkeypatch.setitem(formats.FORMATS, "acme", row)
+    for name, value in zip(("_PART_BY_SUFFIX", "_FAMILY", "_ROWS_BY_PREFIX", "_PARTS"), formats._derive_tables()):
+        monkeypatch.setattr(formats, name, value)
+    down, up = _pair(24)
+    lora = normalize({"acme_dit.blocks.1.attn2.to_q.lora_down.weight": down, "acme_dit.blocks.1.attn2.to_q.lora_up.weight": up,
+                      "acme_dit.blocks.1.attn2.to_q.alpha": torch.tensor(2.0)})
+    assert lora.source_format == "acme" and list(lora.modules) == ["blocks.1.cross_attn.q"] and not lora.unused_keys
+    tensors, _, _ = lora_state_dict(lora, "acme")
+    assert set(tensors) == {"acme_dit.blocks.1.attn2.to_q.lora_down.weight", "acme_dit.blocks.1.attn2.to_q.lora_up.weight",
+                            "acme_dit.blocks.1.attn2.to_q.alpha"}
+    assert formats.classify_stem(*formats.split_key(row.example)[:2]) == ("acme", "blocks.0.self_attn.q")

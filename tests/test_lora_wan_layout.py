@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from emovid_core import wan_layout as wl
+from emovid_core.wan import dit_keys as wl
+from emovid_core.wan.variants import detect_variant, get_variant
 
 
 @pytest.mark.parametrize("in_dim,count", [(16, 15 + 27 * 2), (36, 23 + 32 * 2)])
@@ -19,7 +20,7 @@ def test_tiny_state_dict_matches_comfyui_layout(in_dim, count):
     assert ("img_emb.proj.0.bias" in sd) == (in_dim == 36)  # ComfyUI's i2v trigger
     assert torch.all(sd["blocks.0.self_attn.norm_q.weight"] == 1)
     assert all(torch.isfinite(v).all() for v in sd.values())
-    v = wl.detect_variant({k: t.shape for k, t in sd.items()})
+    v = detect_variant({k: t.shape for k, t in sd.items()})
     assert (v.dim, v.ffn_dim, v.num_layers, v.in_dim, v.i2v) == (128, 256, 2, in_dim, in_dim == 36)
     # Same seed, same weights; another seed differs.
     assert torch.equal(sd["blocks.1.ffn.0.weight"], wl.tiny_wan_state_dict(in_dim=in_dim, seed=1)["blocks.1.ffn.0.weight"])
@@ -36,7 +37,7 @@ def test_rename_table_loads_into_diffusers_transformer(in_dim):
     from diffusers import WanTransformer3DModel
 
     sd = wl.tiny_wan_state_dict(in_dim=in_dim)
-    variant = wl.detect_variant({k: t.shape for k, t in sd.items()})
+    variant = detect_variant({k: t.shape for k, t in sd.items()})
     model = WanTransformer3DModel(**wl.diffusers_transformer_config(variant, num_heads=2))
     renamed = wl.original_to_diffusers_state_dict(sd)
     missing, unexpected = model.load_state_dict(renamed, strict=False)
@@ -65,7 +66,7 @@ def test_write_tiny_wan_is_a_readable_safetensors(tmp_path):
 
 
 def test_variant_shapes_14b():
-    shapes = wl.variant_param_shapes("t2v-14B")
+    shapes = get_variant("t2v-14B").param_shapes()  # the LoRA check's released spelling of t2v-14b
     assert shapes["blocks.39.ffn.0.weight"] == (13824, 5120)
     assert "blocks.40.ffn.0.weight" not in shapes
     assert sum(1 for _ in shapes) == 15 + 27 * 40

@@ -179,22 +179,22 @@ def test_wan_loader_file_and_folder_inputs_stay_inside_the_servers_folders(serve
 
 def test_bad_files_are_diagnosed_without_quoting_their_bytes(tmp_path):
     from emovid_core.dataset import read_table
-    from emovid_core.lora.formats import LoraError, read_safetensors
-    from emovid_core.wan.variants import read_safetensors_header
+    from emovid_core.lora.formats import read_safetensors
+    from emovid_core.safetensors_header import SafetensorsHeaderError, read_header
 
     fake = tmp_path / "passwd.safetensors"
     fake.write_bytes(PASSWD)
-    with pytest.raises(LoraError) as err:
+    with pytest.raises(SafetensorsHeaderError) as err:
         read_safetensors(fake)
     assert "not a safetensors file" in str(err.value)
     _no_echo(str(err.value))
     with pytest.raises(ValueError) as err:
-        read_safetensors_header(fake)
+        read_header(fake)
     _no_echo(str(err.value))
     # A plausible header length followed by text that is not JSON.
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(struct.pack("<Q", len(PASSWD)) + PASSWD)
-    for reader in (read_safetensors, read_safetensors_header):
+    for reader in (read_safetensors, read_header):
         with pytest.raises(ValueError) as err:
             reader(garbage)
         _no_echo(str(err.value))

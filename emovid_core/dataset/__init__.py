@@ -10,7 +10,6 @@ from .filters import EmptySelectionError, Filter, apply_filter, parse_range
 from .format import COLUMNS, REQUIRED_COLUMNS, SOURCE_TYPES, Clip, Reject, check_relative_path, resolve_clip_path
 from .indexer import index_dataset, measure_clip
 from .pick import PICK_MODES, PickedClip, choose_clip, pick_clip
-from .sample import make_sample
 from .sampling import (
     PAPER_BENCHMARK_PER_CELL,
     PAPER_TRAINING_MIX,
@@ -23,6 +22,7 @@ from .sampling import (
     training_mix,
 )
 from .stats import compute_stats
+from .synthetic import make_sample
 from .table import Dataset, find_metadata, load_dataset, read_table, write_table
 
 __all__ = [

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import runtime
-from ..atomic import check_outputs, write_error
+from ..atomic import check_outputs, write_error, write_text
 from .format import Clip
-from .table import Dataset, atomic_write_text
+from .table import Dataset
 
 LINK_MODES = ("symlink", "hardlink", "copy")
 FORMATS = ("diffsynth",)
@@ -121,10 +121,10 @@ def export_diffsynth(ds: Dataset, clips: Sequence[Clip], out: str | Path, link: 
     out.mkdir(parents=True, exist_ok=True)
     tmpl = template or prompts.PAPER_TEMPLATE
     # The manifest comes first, so files placed before a failure (a full disk) are known as ours on the next run.
-    atomic_write_text(out / MANIFEST, json.dumps({
+    write_text(out / MANIFEST, json.dumps({
         "source": str(ds.metadata_path), "selection": description, "clips": [c.clip_id for c in clips],
         "link": link, "template": tmpl, "files": sorted((own - {"metadata.csv", MANIFEST}) | {t.as_posix() for t in targets})},
-        indent=1) + "\n")
+        indent=1) + "\n", fsync=True)
     rows: list[tuple[str, str]] = []
     converted = 0
     with runtime.progress_bar(len(clips), "export clips") as bar:
@@ -145,7 +145,7 @@ def export_diffsynth(ds: Dataset, clips: Sequence[Clip], out: str | Path, link: 
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["video", "prompt"])
     w.writerows(rows)
-    meta = atomic_write_text(out / "metadata.csv", buf.getvalue())
+    meta = write_text(out / "metadata.csv", buf.getvalue(), fsync=True)
     notes = []
     if not convert_animations and any(c.path.lower().endswith(_CONVERT) for c in clips):
         notes.append("GIF/WebP clips were not converted: DiffSynth-Studio's loader cannot read them")

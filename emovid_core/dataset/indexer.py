@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import runtime
-from ..atomic import WriteError, write_error
+from ..atomic import WriteError, write_error, write_text
 from ..executor import make_executor
 from .format import Clip, Reject, resolve_clip_path
 from .importers import import_diffsynth, import_folder
-from .table import INDEX_NAMES, METADATA_NAMES, atomic_write_text, read_table, write_table
+from .table import INDEX_NAMES, METADATA_NAMES, read_table, write_table
 
 JOURNAL_VERSION = 1
 REPORT_NAME = "emovid_index_report.json"
@@ -271,18 +271,18 @@ def index_dataset(
         n_lines = sum(1 for _ in fh)
     if n_lines != len(live):  # stale keys, duplicates or a torn line
         with _writing(jpath):
-            atomic_write_text(jpath, "".join(json.dumps(journal[k]) + "\n" for k in live))
+            write_text(jpath, "".join(json.dumps(journal[k]) + "\n" for k in live), fsync=True)
     report = IndexReport(output=out, source=source, indexed=len(indexed), measured=len(todo), reused=reused,
                          failed=sorted(failed, key=lambda f: f["path"]), rejects=rejects,
                          report_path=out.with_name(REPORT_NAME) if out.name == INDEX_NAMES[0] else out.with_suffix(".report.json"))
     report.seconds = time.perf_counter() - t0
     with _writing(report.report_path):
-        atomic_write_text(report.report_path, json.dumps({
+        write_text(report.report_path, json.dumps({
             "output": str(out), "source": source, "indexed": report.indexed, "measured": report.measured,
             "reused": report.reused, "stride": stride, "seconds": round(report.seconds, 3),
             "unreadable": report.failed,
             "rejected_rows": [{"line": r.line, "reason": r.reason, "value": r.value} for r in rejects],
-        }, indent=1, ensure_ascii=False) + "\n")
+        }, indent=1, ensure_ascii=False) + "\n", fsync=True)
     return report
 
 

@@ -14,19 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from ..atomic import write_text
 from .format import COLUMNS, REQUIRED_COLUMNS, SOURCE_TYPES, Clip, Reject, canonical_column, parse_row, resolve_clip_path
 
 # Names we look for in a dataset root, in order: the indexer's output (with attributes) wins over the
 # user's own table, so stats and sampling see the measured values once an index exists.
 INDEX_NAMES = ("emovid_index.csv", "emovid_index.jsonl")
 METADATA_NAMES = ("emovid_metadata.csv", "emovid_metadata.jsonl")
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file in the same folder + rename: readers never see half a file."""
-    from ..atomic import write_text
-
-    return write_text(path, text, fsync=True)
 
 
 def _fmt(value) -> str:
@@ -65,10 +59,10 @@ def write_table(path: str | Path, clips: Iterable[Clip]) -> Path:
     """Write clips as CSV or JSONL (by suffix), atomically."""
     path = Path(path)
     if path.suffix.lower() == ".jsonl":
-        return atomic_write_text(path, clips_to_jsonl(clips))
+        return write_text(path, clips_to_jsonl(clips), fsync=True)
     if path.suffix.lower() != ".csv":
         raise ValueError(f"metadata file {str(path)!r} must end in .csv or .jsonl")
-    return atomic_write_text(path, clips_to_csv(clips))
+    return write_text(path, clips_to_csv(clips), fsync=True)
 
 
 def _raw_rows(path: Path) -> tuple[list[str], Iterable[tuple[int, dict]], list[Reject]]:

@@ -10,7 +10,7 @@
 - :mod:`.demo` — the end-to-end demo behind ``emovid demo``.
 
 The rule (tests/test_architecture.py checks it): the domain packages — ``attributes``, ``conditioning``,
-``emotions``, ``prompts``, ``video_io``, ``dataset``, ``lora``, ``wan``, ``wan_layout``, ``runtime``, ``atomic``
+``emotions``, ``prompts``, ``video_io``, ``dataset``, ``lora``, ``wan``, ``runtime``, ``atomic``
 — never import ``emovid_core.host``; the host imports the domain. Nothing here or in the domain imports ComfyUI,
 and no shipped code reads the ``tests/`` folder.
 """

@@ -67,9 +67,9 @@ def run_demo(
     from ..dataset.decode import DecodeOptions, decode_clip
     from ..dataset.filters import Filter, apply_filter
     from ..dataset.plots import save_plots
-    from ..dataset.sample import make_sample
     from ..dataset.sampling import sample_random
     from ..dataset.stats import compute_stats
+    from ..dataset.synthetic import make_sample
     from ..emotions import get_emotion
 
     t0 = time.perf_counter()

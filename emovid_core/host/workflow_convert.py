@@ -16,7 +16,6 @@ flattened.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .graph import (
@@ -401,8 +400,3 @@ def api_diff(expected: dict, actual: dict) -> list[str]:
                     out.append(f"node {nid} ({a[nid]['class_type']}) input {k!r}: twin {va!r}, conversion {vb!r}")
     return out
 
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    from ..atomic import write_json
-
-    return write_json(path, data)

@@ -1,6 +1,6 @@
 """Wan2.1 LoRAs: read any common format, inspect, validate against a model, apply (ComfyUI or diffusers), convert.
 
-Canonical form: :class:`WanLora`, keyed by original Wan2.1 module names (see :mod:`emovid_core.wan_layout`).
+Canonical form: :class:`WanLora`, keyed by original Wan2.1 module names (see :mod:`emovid_core.wan.dit_keys`).
 """
 
 from .apply import (

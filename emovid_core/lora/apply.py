@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from .. import wan_layout as wl
+from ..wan import dit_keys as wl
 from .formats import load_lora
 from .model import LoraError, WanLora
 from .validate import ShapeSpec, ValidationReport, validate

@@ -1,9 +1,12 @@
 """LoRA source formats for Wan2.1: safe reading, detection, normalisation to :class:`WanLora`, and writing.
 
-All formats live in ONE table, :data:`FORMATS`: each entry says how its keys are spelled (prefix, module-name
-space, down/up suffixes) and where it keeps alpha. Reading walks the file's keys once, finds each key's format
-and module part, and resolves the module name with that format's converter function
-(:data:`_NAME_CONVERTERS`); writing runs the same table backwards. Adding a format = one row.
+All formats live in ONE table, :data:`FORMATS`: each row says how its keys are spelled (prefix, module-name
+space, A/B suffixes) and where it keeps alpha. Everything else is derived from the rows: which suffixes are
+LoRA parts, which suffix families tell rows with one prefix apart, how a stem is classified (:func:`classify_stem`),
+which prefixes carry peft metadata. Per-module tensors every format shares (alpha, ``.diff``/``.diff_b``, the
+``.diff_m`` modulation delta, other writers' pair spellings) are rows of :data:`PARTS`. Reading walks the file's
+keys once; writing runs the same table backwards. Adding a format = one row of FORMATS (plus its test);
+``test_format_table_examples_all_parse`` and the round-trip tests pick the new row up by themselves.
 
 Why so many: ComfyUI 0.3.64 reads only ``diffusion_model.<orig>`` and ``lora_unet_<flat>`` stems for Wan
 (every other key is logged "lora key not loaded" and silently ignored), while diffusers reads
@@ -16,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,23 +26,12 @@ from typing import Callable, Mapping
 
 import torch
 
-from .. import wan_layout as wl
+from ..atomic import save_safetensors
+from ..safetensors_header import SafetensorsHeaderError, read_header, refuse_pickle
+from ..wan import dit_keys as wl
 from .model import LoraError, LoraModule, NonFiniteLoraError, UnsupportedLoraError, WanLora
 
-PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pt2")
 METADATA_KEY = "lora_adapter_metadata"  # diffusers/peft LoraConfig JSON in the safetensors header
-
-# Suffix -> part, longest first so ".lora_A.default.weight" wins over ".weight"-style matches.
-_PARTS: tuple[tuple[str, str], ...] = tuple(sorted({
-    ".lora_A.default.weight": "down", ".lora_B.default.weight": "up",
-    ".lora_A.weight": "down", ".lora_B.weight": "up", ".lora_B.bias": "up_bias",
-    ".lora_down.weight": "down", ".lora_up.weight": "up",
-    "_lora.down.weight": "down", "_lora.up.weight": "up",
-    ".lora.down.weight": "down", ".lora.up.weight": "up",
-    ".lora_linear_layer.down.weight": "down", ".lora_linear_layer.up.weight": "up",
-    ".lora_A": "down", ".lora_B": "up",
-    ".alpha": "alpha", ".diff": "diff", ".diff_b": "diff_b", ".w_norm": "diff", ".b_norm": "diff_b",
-}.items(), key=lambda kv: -len(kv[0])))
 
 # Markers of LoRA variants EmoVid refuses (whole file), with the name users know them by.
 _REFUSED = (
@@ -55,15 +46,23 @@ _REFUSED = (
 
 @dataclass(frozen=True)
 class LoraFormat:
+    """One LoRA file layout. Everything reading and writing needs about it is in this row."""
+
     key: str
     label: str
-    prefix: str  # key prefix before the module name
-    names: str  # "original" | "diffusers" | "flat" | "hybrid": how the module name is spelled
-    down: str  # suffix written for A
-    up: str  # suffix written for B
+    prefix: str  # key prefix before the module name (written; read too)
+    names: str  # name space of the module name: a key of _NAME_CONVERTERS ("original", "diffusers", "flat", ...)
+    down: str  # suffix of A (written and read); it also tells this row from others with the same prefix
+    up: str  # suffix of B
     alpha: str  # "key" (.alpha tensors) | "metadata" (peft LoraConfig JSON) | "none" (scale folded into B)
     full_deltas: bool  # can it store .diff (full weight) deltas
     example: str
+    read_prefixes: tuple[str, ...] = ()  # every prefix read as this format, when more than ``prefix``
+    metadata_prefix: str = ""  # prefix of the LoraConfig keys in the header (diffusers pipelines pack them)
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return self.read_prefixes or (self.prefix,)
 
     def stem(self, module: str) -> str:
         return self.prefix + _NAME_WRITERS[self.names](module)
@@ -71,9 +70,14 @@ class LoraFormat:
 
 FORMATS: dict[str, LoraFormat] = {f.key: f for f in (
     LoraFormat("comfy", "ComfyUI / original Wan (diffusion_model.)", "diffusion_model.", "original",
-               ".lora_A.weight", ".lora_B.weight", "key", True, "diffusion_model.blocks.0.self_attn.q.lora_A.weight"),
+               ".lora_A.weight", ".lora_B.weight", "key", True, "diffusion_model.blocks.0.self_attn.q.lora_A.weight",
+               read_prefixes=wl.ORIGINAL_PREFIXES),
     LoraFormat("comfy_down_up", "ComfyUI/Kijai down-up (diffusion_model.)", "diffusion_model.", "original",
-               ".lora_down.weight", ".lora_up.weight", "key", True, "diffusion_model.blocks.0.self_attn.q.lora_down.weight"),
+               ".lora_down.weight", ".lora_up.weight", "key", True, "diffusion_model.blocks.0.self_attn.q.lora_down.weight",
+               read_prefixes=wl.ORIGINAL_PREFIXES),
+    LoraFormat("comfy_diffusers_names", "diffusers module names under diffusion_model.", "diffusion_model.", "diffusers",
+               ".lora_A.weight", ".lora_B.weight", "key", True, "diffusion_model.blocks.0.attn1.to_q.lora_A.weight",
+               read_prefixes=wl.ORIGINAL_PREFIXES),
     LoraFormat("bare", "original names, no prefix (peft)", "", "original",
                ".lora_A.weight", ".lora_B.weight", "key", True, "blocks.0.self_attn.q.lora_A.weight"),
     LoraFormat("diffsynth", "DiffSynth-Studio (peft inject, .default)", "", "original",
@@ -83,7 +87,8 @@ FORMATS: dict[str, LoraFormat] = {f.key: f for f in (
     LoraFormat("peft", "peft base_model.model.", "base_model.model.", "original",
                ".lora_A.weight", ".lora_B.weight", "metadata", False, "base_model.model.blocks.0.self_attn.q.lora_A.weight"),
     LoraFormat("diffusers", "diffusers / finetrainers (transformer.)", "transformer.", "diffusers",
-               ".lora_A.weight", ".lora_B.weight", "metadata", False, "transformer.blocks.0.attn1.to_q.lora_A.weight"),
+               ".lora_A.weight", ".lora_B.weight", "metadata", False, "transformer.blocks.0.attn1.to_q.lora_A.weight",
+               metadata_prefix="transformer."),
     LoraFormat("diffusers_bare", "diffusers names, no prefix (peft)", "", "diffusers",
                ".lora_A.weight", ".lora_B.weight", "metadata", False, "blocks.0.attn1.to_q.lora_A.weight"),
     LoraFormat("kohya", "kohya / musubi-tuner (lora_unet_)", "lora_unet_", "flat",
@@ -94,9 +99,36 @@ FORMATS: dict[str, LoraFormat] = {f.key: f for f in (
                ".lora_down.weight", ".lora_up.weight", "key", True, "lora_unet_blocks_0.self_attn.q.lora_down.weight"),
     LoraFormat("lycoris", "LyCORIS / ai-toolkit LoRA (lycoris_)", "lycoris_", "flat",
                ".lora_down.weight", ".lora_up.weight", "key", True, "lycoris_blocks_0_self_attn_q.lora_down.weight"),
+    LoraFormat("onetrainer", "OneTrainer-style (lora_transformer_, flattened diffusers names)", "lora_transformer_",
+               "flat_diffusers", ".lora_down.weight", ".lora_up.weight", "key", True,
+               "lora_transformer_blocks_0_attn1_to_q.lora_down.weight"),
 )}
 # What `emovid lora convert --to` offers: the formats core ComfyUI and diffusers load with zero skipped keys.
 CONVERT_TARGETS = {"comfy": "comfy", "diffusers": "diffusers", "kohya": "kohya"}
+
+
+@dataclass(frozen=True)
+class KeyPart:
+    """A key suffix that is not a format's own A/B spelling: alpha, full deltas, other writers' pair spellings."""
+
+    suffix: str
+    part: str  # "down" | "up" | "up_bias" | "alpha" | "diff" | "diff_b"
+    on: str = ""  # original-name parameter the stem lacks: ".diff_m" on "blocks.N" is a delta on "blocks.N.modulation"
+
+
+PARTS: tuple[KeyPart, ...] = (
+    KeyPart(".alpha", "alpha"),
+    KeyPart(".diff", "diff"), KeyPart(".diff_b", "diff_b"),
+    KeyPart(".w_norm", "diff"), KeyPart(".b_norm", "diff_b"),
+    # lightx2v / Kijai distillation LoRAs: a full delta on the block's modulation parameter (blocks.N.diff_m).
+    KeyPart(".diff_m", "diff", on=".modulation"),
+    KeyPart(".lora_B.bias", "up_bias"),  # peft lora_bias=True
+    # Pair spellings of older diffusers attention processors and some converters (read, never written).
+    KeyPart(".lora.down.weight", "down"), KeyPart(".lora.up.weight", "up"),
+    KeyPart("_lora.down.weight", "down"), KeyPart("_lora.up.weight", "up"),
+    KeyPart(".lora_linear_layer.down.weight", "down"), KeyPart(".lora_linear_layer.up.weight", "up"),
+    KeyPart(".lora_A", "down"), KeyPart(".lora_B", "up"),
+)
 
 
 def _known_original(name: str) -> str | None:
@@ -110,28 +142,62 @@ def _hybrid_writer(name: str) -> str:
     return f"blocks_{idx}." + name.split(".", 2)[2]
 
 
-# Module-name converters per name space: file spelling <-> original Wan2.1 name. These four small functions are
-# the per-format converters; the table above says which one a format uses.
+def _any_spelling(rest: str) -> str | None:
+    """After a prefix that names the trainer, any Wan spelling is accepted (some trainers mix them)."""
+    return _known_original(rest) or wl.diffusers_to_original(rest) or wl.flat_to_original(rest)
+
+
+# Module-name spaces: file spelling -> original Wan2.1 name, original -> file spelling, and whether a name is
+# spelled that way (it tells rows with one prefix apart: kohya "blocks_0_..." vs kohya_mixed "blocks_0.self_attn").
 _NAME_CONVERTERS: dict[str, Callable[[str], str | None]] = {
     "original": _known_original,
     "diffusers": wl.diffusers_to_original,
     "flat": wl.flat_to_original,
     "hybrid": wl.flat_to_original,
+    "flat_diffusers": wl.flat_to_original,  # reads both flattened vocabularies
 }
 _NAME_WRITERS: dict[str, Callable[[str], str]] = {
     "original": lambda n: n,
     "diffusers": lambda n: wl.original_to_diffusers(n),
     "flat": wl.original_to_flat,
     "hybrid": _hybrid_writer,
+    "flat_diffusers": lambda n: wl.original_to_flat(wl.original_to_diffusers(n)),
+}
+_SPELLED: dict[str, Callable[[str], bool]] = {
+    "flat": lambda rest: "." not in rest,
+    "flat_diffusers": lambda rest: "." not in rest,
+    "hybrid": lambda rest: "." in rest,
 }
 
 
-_PART_BY_SUFFIX = dict(_PARTS)
+def _derive_tables():
+    """Everything the reader needs, derived from FORMATS and PARTS: suffix -> part, suffix -> family (the A
+    suffix of the rows that write it; None for alpha/deltas, which every row shares), and the rows per prefix."""
+    parts: dict[str, str] = {}
+    family: dict[str, str | None] = {}
+    for f in FORMATS.values():
+        for suffix, part in ((f.down, "down"), (f.up, "up")):
+            if parts.setdefault(suffix, part) != part or family.setdefault(suffix, f.down) != f.down:
+                raise AssertionError(f"format table: {f.key} reuses suffix {suffix!r} differently from another row")
+        if f.names not in _NAME_CONVERTERS or f.alpha not in ("key", "metadata", "none"):
+            raise AssertionError(f"format table: {f.key} has an unknown name space or alpha place")
+    for p in PARTS:
+        if parts.setdefault(p.suffix, p.part) != p.part:
+            raise AssertionError(f"format table: part {p.suffix!r} clashes with a format's own suffix")
+        family.setdefault(p.suffix, None)
+    by_prefix: dict[str, list[LoraFormat]] = {}
+    for f in FORMATS.values():
+        for prefix in f.prefixes:
+            by_prefix.setdefault(prefix, []).append(f)
+    ordered = tuple(sorted(((p, tuple(rows)) for p, rows in by_prefix.items()), key=lambda kv: -len(kv[0])))
+    longest_first = tuple(sorted(parts.items(), key=lambda kv: -len(kv[0])))
+    return parts, family, ordered, longest_first
 
 
-# Suffix families: which ones tell formats apart (".default." -> DiffSynth, down/up -> kohya-style pairs).
-_FAMILY = {suffix: (1 if ".default." in suffix else 2 if suffix.startswith((".lora_down", ".lora_up")) else 0)
-           for suffix, _ in _PARTS}
+_PART_BY_SUFFIX, _FAMILY, _ROWS_BY_PREFIX, _PARTS = _derive_tables()
+_ON = {p.suffix: p.on for p in PARTS if p.on}
+_METADATA_PREFIXES = tuple(sorted({p for f in FORMATS.values() if f.alpha == "metadata" for p in f.prefixes if p},
+                                  key=len, reverse=True))
 
 
 def split_key(key: str) -> tuple[str, str, str] | None:
@@ -155,88 +221,50 @@ def split_key(key: str) -> tuple[str, str, str] | None:
 
 
 def classify_stem(stem: str, suffix: str) -> tuple[str, str | None]:
-    """Which format a key stem is written in and the original module it names: (format key, module or None)."""
-    if stem.startswith("lora_unet__"):
-        return "wanfun", wl.flat_to_original(stem[len("lora_unet__"):])
-    if stem.startswith("lora_unet_"):
-        rest = stem[len("lora_unet_"):]
-        return ("kohya_mixed" if "." in rest else "kohya"), wl.flat_to_original(rest)
-    if stem.startswith("lycoris_"):
-        return "lycoris", wl.flat_to_original(stem[len("lycoris_"):])
-    for prefix, fmt in (("model.diffusion_model.", "comfy"), ("diffusion_model.", "comfy"), ("pipe.dit.", "diffsynth_pipe"),
-                        ("base_model.model.", "peft"), ("transformer.", "diffusers")):
-        if stem.startswith(prefix):
-            rest = stem[len(prefix):]
-            if fmt == "comfy" and suffix.startswith((".lora_down", ".lora_up")):
-                fmt = "comfy_down_up"
-            if fmt == "diffusers":  # diffusers names first; some trainers put original names under transformer.
-                return fmt, wl.diffusers_to_original(rest) or _known_original(rest)
-            # Original names first; norm2/scale_shift_table exist only as diffusers names.
-            return fmt, _known_original(rest) or wl.diffusers_to_original(rest) or wl.flat_to_original(rest)
-    if ".default." in suffix:
-        return "diffsynth", _known_original(stem)
-    orig = _known_original(stem)
-    if orig is not None:
-        return "bare", orig
-    return "diffusers_bare", wl.diffusers_to_original(stem)
+    """Which format a key stem is written in and the original module it names: (format key, module or None).
+
+    Read from the table: the longest prefix that fits picks the candidate rows; among them the rows whose A/B
+    suffix family and name spelling fit the key; the first whose converter knows the name wins. After a
+    non-empty prefix any Wan spelling is accepted (the prefix already names the trainer).
+    """
+    family = _FAMILY.get(suffix)
+    for prefix, rows in _ROWS_BY_PREFIX:
+        if not stem.startswith(prefix):
+            continue
+        rest = stem[len(prefix):]
+        spelled = [f for f in rows if _SPELLED.get(f.names, bool)(rest)] or list(rows)
+        fitting = [f for f in spelled if family is None or f.down == family] or spelled
+        for f in fitting:
+            module = _NAME_CONVERTERS[f.names](rest)
+            if module is not None:
+                return f.key, module
+        return fitting[0].key, (_any_spelling(rest) if prefix else None)
+    return "bare", None  # unreachable while a row has the empty prefix
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _check_safetensors_file(path: Path) -> None:
-    """Catch pickles, truncation and garbage before safetensors does, with a message that says what to do."""
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise LoraError(
-            f"{path.name}: {path.suffix} files are Python pickles, which can run arbitrary code when loaded; "
-            "EmoVid reads LoRAs only from .safetensors. Use the .safetensors release of this LoRA, or convert it "
-            "once where you trust the file (load it with torch.load(weights_only=True), save with "
-            "safetensors.torch.save_file)")
-    if not path.is_file():
-        raise FileNotFoundError(f"LoRA file {str(path)!r} not found")
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise LoraError(f"{path.name}: only {size} bytes, too short to be a safetensors file (truncated download?)")
-        (n,) = struct.unpack("<Q", head)
-        if n <= 1 or n > min(size - 8, 100_000_000):
-            # Never quote the 8 bytes read: for a text file they are its first characters (root:x:0 of /etc/passwd).
-            raise LoraError(f"{path.name} is not a safetensors file (its first 8 bytes are not a header length that fits "
-                            f"a {size}-byte file); it may be truncated, an HTML error page or a pickle renamed to .safetensors")
-        try:
-            header = json.loads(fh.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise LoraError(f"{path.name}: unreadable safetensors header (not UTF-8 JSON); the file is corrupt") from None
-    if not isinstance(header, dict):
-        raise LoraError(f"{path.name}: safetensors header is not a JSON object; the file is corrupt")
-    need = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
-                and "data_offsets" in v), default=0)
-    have = size - 8 - n
-    if need > have:
-        raise LoraError(f"{path.name} is truncated: its tensors need {need} bytes after the header but the file holds {have}; "
-                        "download it again")
-
-
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, header metadata) of a .safetensors file, read through ``safe_open`` (memory-mapped, no extra copy).
 
-    A file safetensors refuses is diagnosed afterwards (truncated, not safetensors, ...) so the happy path parses
-    the header only once.
+    A file safetensors refuses is diagnosed afterwards by :func:`emovid_core.safetensors_header.read_header`
+    (:class:`SafetensorsHeaderError`: truncated, not safetensors, ...) so the happy path parses the header only once.
     """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path).expanduser()
-    if path.suffix.lower() in PICKLE_SUFFIXES or not path.is_file():
-        _check_safetensors_file(path)
+    refuse_pickle(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LoRA file {str(path)!r} not found")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        _check_safetensors_file(path)  # raises a specific message when it can tell what is wrong
-        # safetensors' own message can quote header text (a serde error names the offending value): not shown.
-        raise LoraError(f"{path.name}: safetensors cannot read it ({type(exc).__name__}); the file is corrupt or truncated") from None
+    except (SafetensorError, OSError, ValueError):
+        read_header(path)  # raises the specific message when it can tell what is wrong
+        raise SafetensorsHeaderError(f"{path.name}: its header reads, but safetensors cannot read its tensor data; "
+                                     "the file is corrupt or truncated. Download it again") from None
     return tensors, metadata
 
 
@@ -251,7 +279,8 @@ def _metadata_alphas(metadata: Mapping[str, str]) -> tuple[Callable[[str, int], 
         return None
     if not isinstance(cfg, dict):
         return None
-    cfg = {(k[len("transformer."):] if k.startswith("transformer.") else k): v for k, v in cfg.items()}
+    packed = tuple(f.metadata_prefix for f in FORMATS.values() if f.metadata_prefix)
+    cfg = {next((k[len(p):] for p in packed if k.startswith(p)), k): v for k, v in cfg.items()}
     base = cfg.get("lora_alpha")
     patterns = dict(cfg.get("alpha_pattern") or {})
     rslora = bool(cfg.get("use_rslora"))
@@ -306,6 +335,7 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
             unused[key] = "not a LoRA tensor (no lora_A/lora_B/lora_down/lora_up/alpha/diff suffix)"
             continue
         stem, suffix, part = split
+        stem += _ON.get(suffix, "")  # blocks.N.diff_m is a delta on blocks.N.modulation
         # A and B of one module share a stem: resolve each (stem, suffix family) once per file.
         family = (stem, _FAMILY[suffix])
         got = resolved.get(family)
@@ -382,7 +412,8 @@ def describe_non_finite(bad: Mapping[str, list[str]], limit: int = 8) -> str:
 
 
 def _meta_stem(stem: str) -> str:
-    for p in ("transformer.", "base_model.model."):
+    """The module name as a LoraConfig pattern names it: the stem without a metadata-format row's prefix."""
+    for p in _METADATA_PREFIXES:
         if stem.startswith(p):
             return stem[len(p):]
     return stem
@@ -463,8 +494,8 @@ def lora_state_dict(lora: WanLora, fmt: str) -> tuple[dict[str, torch.Tensor], d
     meta: dict[str, str] = {}
     if f.alpha == "metadata":
         cfg = lora_config_dict(lora, names=f.names)
-        if fmt == "diffusers":  # pipelines read header keys packed with the component prefix
-            cfg = {f"transformer.{k}": v for k, v in cfg.items()}
+        if f.metadata_prefix:  # pipelines read header keys packed with the component prefix
+            cfg = {f"{f.metadata_prefix}{k}": v for k, v in cfg.items()}
         meta[METADATA_KEY] = json.dumps(cfg, sort_keys=True)
     if folded:
         notes.append(f"alpha/rank folded into lora_B for {folded} module(s): the {f.label} format stores no alpha")
@@ -478,7 +509,7 @@ def write_lora(lora: WanLora, path: str | Path, fmt: str = "comfy", metadata: Ma
     meta.update(metadata or {})
     meta.update(extra)
     meta["emovid_lora_format"] = fmt
-    wl.save_state_dict(tensors, path, metadata=meta)
+    save_safetensors(tensors, path, metadata=meta)
     return notes
 
 

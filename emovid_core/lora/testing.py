@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from .. import wan_layout as wl
+from ..wan import dit_keys as wl
 from .model import LoraModule, WanLora
 
 

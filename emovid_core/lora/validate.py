@@ -1,8 +1,8 @@
 """Check a normalised LoRA against a target model BEFORE anything is patched.
 
-The target is a :class:`ShapeSpec` (original parameter name -> shape), built from a released variant's numbers
-(no weights needed, so a 14B check costs nothing), an original-layout state dict, a ComfyUI ModelPatcher or a
-diffusers ``WanTransformer3DModel``. Every file key ends up applied or skipped with a reason; ``strict`` turns
+The target is a :class:`ShapeSpec` (original parameter name -> shape), built from a row of the variant table
+(:mod:`emovid_core.wan.variants`; no weights needed, so a 14B check costs nothing) or from detected shapes: an
+original-layout state dict or file header, a ComfyUI ModelPatcher or a diffusers ``WanTransformer3DModel``. Every file key ends up applied or skipped with a reason; ``strict`` turns
 any skip into an error. A width mismatch (1.3B LoRA on 14B, or the reverse) is always one clear error --
 ComfyUI would log one "ERROR lora" line per weight and run the base model.
 """
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping
 
-from .. import wan_layout as wl
+from ..wan import dit_keys as wl
+from ..wan.variants import Variant, get_variant, width_name
 from .model import LoraMismatchError, WanLora
 
 
@@ -24,17 +25,15 @@ class ShapeSpec:
     label: str = "target model"
 
     @classmethod
-    def from_variant(cls, variant: str | wl.WanVariant) -> "ShapeSpec":
-        v = wl.VARIANTS[variant] if isinstance(variant, str) else variant
-        return cls(wl.variant_param_shapes(v), v.name)
+    def from_variant(cls, variant: str | Variant) -> "ShapeSpec":
+        """A row of the variant table, by name (``t2v-14b``; ``t2v-14B`` and aliases too) or as a :class:`Variant`."""
+        v = get_variant(variant) if isinstance(variant, str) else variant
+        return cls(v.param_shapes(), v.label)
 
     @classmethod
     def from_state_dict(cls, sd: Mapping, label: str = "target model") -> "ShapeSpec":
         """Original-layout names, with or without ``diffusion_model.``; values are tensors or shapes."""
-        shapes = {}
-        for k, v in sd.items():
-            shapes[wl.strip_prefix(k)] = tuple(v.shape if hasattr(v, "shape") else v)
-        return cls(shapes, label)
+        return cls({k: tuple(v.shape if hasattr(v, "shape") else v) for k, v in wl.strip_prefixes(sd).items()}, label)
 
     @classmethod
     def from_diffusers(cls, transformer, label: str | None = None) -> "ShapeSpec":
@@ -66,7 +65,7 @@ class ShapeSpec:
 
     def describe(self) -> str:
         d = self.dim
-        return f"{self.label}: {wl.width_name(d) if d else 'unknown width'}, {self.num_blocks} blocks, {'I2V' if self.i2v else 'T2V'}"
+        return f"{self.label}: {width_name(d) if d else 'unknown width'}, {self.num_blocks} blocks, {'I2V' if self.i2v else 'T2V'}"
 
 
 @dataclass
@@ -117,9 +116,9 @@ def validate(lora: WanLora, spec: ShapeSpec, strict: bool = False, block_weights
     want, have = lora_width(lora), spec.dim
     if want is not None and have is not None and want != have:
         raise LoraMismatchError(
-            f"{lora.name} was trained for {wl.width_name(want)} but the model is {wl.width_name(have)}; a LoRA only "
-            f"fits the model size it was trained on: pick a LoRA for {wl.width_name(have).split(' (')[0]} or load the "
-            f"{wl.width_name(want).split(' (')[0]} model")
+            f"{lora.name} was trained for {width_name(want)} but the model is {width_name(have)}; a LoRA only "
+            f"fits the model size it was trained on: pick a LoRA for {width_name(have).split(' (')[0]} or load the "
+            f"{width_name(want).split(' (')[0]} model")
     for key, reason in lora.unused_keys.items():
         report.skipped[key] = reason
     dropped_i2v = 0

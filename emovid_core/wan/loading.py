@@ -23,7 +23,7 @@ from pathlib import Path
 from .. import runtime
 from .files import FP8_DTYPES, check_not_scaled_fp8, load_safetensors
 from .handle import WanHandle
-from .layout import image_encoder_to_hf, text_encoder_to_hf
+from .single_file import image_encoder_to_hf, text_encoder_to_hf
 from .variants import TransformerArch, Variant, match_variant, transformer_arch
 
 log = logging.getLogger("EmoVid")

@@ -192,8 +192,8 @@ def export_single_files(kind: str, out_dir: str | Path) -> dict[str, Path]:
     """
     from safetensors.torch import load_file
 
-    from .files import save_safetensors_atomic
-    from .layout import check_vae_exportable, transformer_to_original, vae_to_original
+    from ..atomic import save_safetensors
+    from .single_file import check_vae_exportable, transformer_to_original, vae_to_original
 
     src = ensure_tiny(kind)
     out = Path(out_dir)
@@ -208,14 +208,14 @@ def export_single_files(kind: str, out_dir: str | Path) -> dict[str, Path]:
         return sd
 
     paths["transformer"] = out / f"wan2.1_tiny_{kind}.safetensors"
-    save_safetensors_atomic(transformer_to_original(one("transformer"), prefix="model.diffusion_model."), paths["transformer"])
+    save_safetensors(transformer_to_original(one("transformer"), prefix="model.diffusion_model."), paths["transformer"])
     check_vae_exportable(json.loads((src / "vae" / "config.json").read_text()))
     paths["vae"] = out / "wan_tiny_vae.safetensors"
-    save_safetensors_atomic(vae_to_original(one("vae")), paths["vae"])
+    save_safetensors(vae_to_original(one("vae")), paths["vae"])
     te = one("text_encoder")
     te.pop("encoder.embed_tokens.weight", None)  # tied to shared.weight; safetensors refuses shared storage
     paths["text_encoder"] = out / "umt5_tiny.safetensors"
-    save_safetensors_atomic(te, paths["text_encoder"])
+    save_safetensors(te, paths["text_encoder"])
     paths["tokenizer"] = out / "umt5_tiny_tokenizer"
     if paths["tokenizer"].exists():
         shutil.rmtree(paths["tokenizer"])
@@ -224,5 +224,5 @@ def export_single_files(kind: str, out_dir: str | Path) -> dict[str, Path]:
         paths["image_encoder"] = out / "clip_vision_tiny.safetensors"
         # ComfyUI's clip_vision_h names the tower vision_model.* (transformers 5 saves it without the prefix).
         clip = {k if k.startswith("vision_model.") else "vision_model." + k: v for k, v in one("image_encoder").items()}
-        save_safetensors_atomic(clip, paths["image_encoder"])
+        save_safetensors(clip, paths["image_encoder"])
     return paths

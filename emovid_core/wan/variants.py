@@ -1,16 +1,23 @@
-"""Wan2.1 variants: the configs shipped in the pack, and detection of a variant from tensor shapes.
+"""THE Wan variant table: one row per released model, used by loading, detection and LoRA validation alike.
 
-The configs of the released models (T2V 1.3B, T2V 14B, I2V 14B 480P/720P) live as JSON under
-``emovid_core/data/wan`` so loading never asks a hub for a config. The tiny test variants are
+Rows live in ``emovid_core/data/wan/variants.json`` (shape numbers, names, defaults) next to the configs of the
+released models (T2V 1.3B, T2V 14B, I2V 14B 480P/720P), so loading never asks a hub for a config. Everything that
+needs a variant's facts reads a :class:`Variant`: the loader (:func:`match_variant`), LoRA validation
+(``ShapeSpec.from_variant`` -> :meth:`Variant.param_shapes`), ``emovid lora inspect --check`` and the width names in
+messages (:func:`width_name`). A new model generation (Wan2.2 A14B experts, TI2V-5B) is new rows: ``generation``,
+``size``, ``out_dim``, ``image_branch`` and ``expert`` carry what tells them apart. The tiny test variants are
 registered by :mod:`emovid_core.wan.tiny` with their own config folders (written at build time).
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
+
+from . import dit_keys
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "wan"
 
@@ -27,6 +34,8 @@ CONFIG_FILES = {
 
 @dataclass(frozen=True)
 class Variant:
+    """One row of the variant table: the shape-defining numbers of a Wan DiT and what loading it needs."""
+
     name: str
     kind: str  # "t2v" or "i2v"
     label: str
@@ -34,6 +43,12 @@ class Variant:
     in_dim: int
     ffn_dim: int
     num_layers: int
+    out_dim: int = dit_keys.OUT_DIM  # latent channels out (Wan2.1 16; Wan2.2 TI2V-5B 48)
+    image_branch: bool | None = None  # CLIP img_emb + image cross-attention; None = Wan2.1's rule (kind i2v)
+    generation: str = "Wan2.1"
+    size: str = ""  # "1.3B", "14B": with ``generation`` the name a width goes by in messages
+    expert: str = ""  # "" or, for a two-expert model (Wan2.2 A14B), "high_noise" / "low_noise"
+    aliases: tuple[str, ...] = ()  # other accepted names (case-insensitive), e.g. the LoRA check's "i2v-14B"
     defaults: dict = field(default_factory=dict, hash=False, compare=False)
     # component -> folder, or a function giving it: the tiny variants' folders live in a cache whose location is
     # decided when a config is read ($EMOVID_CACHE may change after registration), never captured up front.
@@ -54,10 +69,40 @@ class Variant:
     def describe_shapes(self) -> str:
         return f"dim {self.dim}, in_dim {self.in_dim}, ffn_dim {self.ffn_dim}, {self.num_layers} layers"
 
+    @property
+    def i2v(self) -> bool:
+        return self.kind == "i2v"
+
+    @property
+    def has_image_branch(self) -> bool:
+        return self.i2v if self.image_branch is None else self.image_branch
+
+    @property
+    def num_heads(self) -> int:
+        return self.dim // dit_keys.HEAD_DIM
+
+    @property
+    def family(self) -> str:
+        """``Wan2.1 14B``: the model a LoRA for this width was trained on."""
+        return f"{self.generation} {self.size}".strip()
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every original-layout DiT parameter of this variant, name -> shape, without any weights."""
+        return dit_keys.param_shapes(self.dim, self.ffn_dim, self.num_layers, self.in_dim, self.out_dim,
+                                     self.has_image_branch)
+
+    @classmethod
+    def custom(cls, dim: int, ffn_dim: int, num_layers: int, in_dim: int = 16, name: str = "custom") -> "Variant":
+        """A Wan2.1-style DiT of any size (tests, benchmarks, detected shapes that match no row)."""
+        kind = "i2v" if in_dim == 36 else "t2v"
+        return cls(name=name, kind=kind, label=f"{name} Wan2.1 {kind.upper()} DiT ({width_name(dim)})", dim=dim,
+                   in_dim=in_dim, ffn_dim=ffn_dim, num_layers=num_layers)
+
 
 _EXTRA: dict[str, Variant] = {}
 
 
+@lru_cache(maxsize=1)
 def _shipped() -> dict[str, Variant]:
     table = json.loads((DATA_DIR / "variants.json").read_text())["variants"]
     out = {}
@@ -69,8 +114,10 @@ def _shipped() -> dict[str, Variant]:
             dirs.pop("image_processor")
         out[name] = Variant(
             name=name, kind=v["kind"], label=v["label"], dim=v["dim"], in_dim=v["in_dim"], ffn_dim=v["ffn_dim"],
-            num_layers=v["num_layers"], defaults=dict(v["defaults"]), config_dirs=dirs,
-            comfy_file=v.get("comfy_file", ""), hf_repo=v.get("hf_repo", ""),
+            num_layers=v["num_layers"], out_dim=v.get("out_dim", dit_keys.OUT_DIM), image_branch=v.get("image_branch"),
+            generation=v["generation"], size=v["size"], expert=v.get("expert", ""), aliases=tuple(v.get("aliases", ())),
+            defaults=dict(v["defaults"]), config_dirs=dirs, comfy_file=v.get("comfy_file", ""),
+            hf_repo=v.get("hf_repo", ""),
         )
     return out
 
@@ -93,46 +140,29 @@ def all_variants() -> dict[str, Variant]:
     return {**_shipped(), **_EXTRA}
 
 
-def get_variant(name: str) -> Variant:
+def find_variant(name: str) -> Variant | None:
+    """The variant called ``name`` or one of its aliases, case-insensitively (``t2v-1.3B`` = ``t2v-1.3b``); else None."""
     variants = all_variants()
-    if name not in variants:
-        raise ValueError(f"unknown Wan variant {name!r}; known variants: {', '.join(variants)} (or 'auto' to detect it)")
-    return variants[name]
+    if name in variants:
+        return variants[name]
+    want = name.strip().lower()
+    for v in variants.values():
+        if want == v.name.lower() or want in (a.lower() for a in v.aliases):
+            return v
+    return None
 
 
-# ----------------------------------------------------------------------------------------------
-# Reading tensor shapes without loading weights
+def get_variant(name: str) -> Variant:
+    v = find_variant(name)
+    if v is None:
+        raise ValueError(f"unknown Wan variant {name!r}; known variants: {', '.join(all_variants())} (or 'auto' to detect it)")
+    return v
 
 
-def read_safetensors_header(path: str | Path) -> dict[str, dict]:
-    """The tensor table of a .safetensors file: ``{name: {"dtype": "BF16", "shape": [...]}}``.
-
-    Reading only the JSON header keeps detection instant even for a 28 GB 14B file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file {str(path)!r} not found")
-    if path.suffix.lower() not in (".safetensors", ".sft"):
-        raise ValueError(f"{str(path)!r} is not a .safetensors file; only safetensors are loaded (never pickle .pt/.pth/.bin/.ckpt)")
-    with path.open("rb") as f:
-        raw = f.read(8)
-        if len(raw) != 8:
-            raise ValueError(f"{str(path)!r} is not a valid safetensors file (truncated header)")
-        (n,) = struct.unpack("<Q", raw)
-        # The messages never quote what was read: for a text file that would be its first bytes.
-        if n <= 0 or n > 200_000_000:
-            raise ValueError(f"{str(path)!r} is not a valid safetensors file (its first 8 bytes are not a plausible header length)")
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ValueError(f"{str(path)!r} is not a valid safetensors file (the header is not UTF-8 JSON)") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"{str(path)!r} is not a valid safetensors file (the header is not a JSON object)")
-    header.pop("__metadata__", None)
-    return header
-
-
-ORIGINAL_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+def width_name(dim: int) -> str:
+    """Human name of a model width from the table: "Wan2.1 1.3B (dim 1536)", or "custom width 256"."""
+    families = list(dict.fromkeys(v.family for v in all_variants().values() if v.dim == dim and not v.tiny))
+    return f"{' / '.join(families)} (dim {dim})" if families else f"custom width {dim}"
 
 
 @dataclass
@@ -159,20 +189,9 @@ class TransformerArch:
         return s
 
 
-def _strip(shapes: dict[str, list]) -> dict[str, list]:
-    out = {}
-    for k, v in shapes.items():
-        for p in ORIGINAL_PREFIXES:
-            if k.startswith(p):
-                k = k[len(p):]
-                break
-        out[k] = v
-    return out
-
-
 def transformer_arch(shapes: dict[str, list], source: str = "the transformer file") -> TransformerArch:
     """Detect a Wan transformer's architecture from ``{key: shape}`` (original or diffusers names)."""
-    s = _strip(shapes)
+    s = dit_keys.strip_prefixes(shapes)
     if "patch_embedding.weight" not in s:
         sample = ", ".join(list(shapes)[:5])
         raise ValueError(
@@ -198,7 +217,7 @@ def transformer_arch(shapes: dict[str, list], source: str = "the transformer fil
         extras.append("VACE (vace_patch_embedding)")
     if "img_emb.emb_pos" in s or "condition_embedder.image_embedder.pos_embed" in s:
         extras.append("FLF2V (img_emb.emb_pos)")
-    if out_rows and out_rows != 64:
+    if out_rows and out_rows // 4 not in {v.out_dim for v in all_variants().values()}:
         extras.append(f"out_dim {out_rows // 4} (Wan2.1 has 16; 48 means Wan2.2 5B)")
     if any(k.startswith(("face_adapter", "motion_encoder", "audio", "control_adapter")) for k in s):
         extras.append("Animate/S2V/camera adapters")
@@ -216,14 +235,13 @@ def match_variant(arch: TransformerArch, requested: str = "auto", source: str = 
     if arch.extras:
         raise ValueError(
             f"{source} is not a plain Wan2.1 T2V/I2V transformer: found {', '.join(arch.extras)}. "
-            "Only Wan2.1 T2V 1.3B/14B and I2V 14B are supported."
+            f"Supported: {', '.join(v.label for v in _shipped().values())}."
         )
     variants = all_variants()
 
     def fits(v: Variant) -> bool:
         return (v.dim, v.in_dim, v.ffn_dim, v.num_layers) == (arch.dim, arch.in_dim, arch.ffn_dim, arch.num_layers) and (
-            v.kind == arch.kind
-        )
+            v.kind == arch.kind) and arch.out_dim in (0, v.out_dim)
 
     if requested and requested != "auto":
         v = get_variant(requested)
@@ -238,3 +256,15 @@ def match_variant(arch: TransformerArch, requested: str = "auto", source: str = 
             return v
     known = "; ".join(f"{n}: {v.describe_shapes()}" for n, v in variants.items())
     raise ValueError(f"{source} has {arch.describe()}, which matches no known Wan2.1 variant ({known})")
+
+
+def detect_variant(shapes: Mapping[str, tuple[int, ...]], source: str = "the transformer") -> Variant:
+    """The table's row for these parameter shapes (original or diffusers names), else a :meth:`Variant.custom`
+    with the detected numbers (a tiny test model, a pruned DiT)."""
+    arch = transformer_arch({k: list(v) for k, v in shapes.items()}, source=source)
+    if arch.extras:
+        return match_variant(arch, source=source)  # raises, naming the features Wan2.1 does not have
+    try:
+        return match_variant(arch, source=source)
+    except ValueError:
+        return Variant.custom(arch.dim, arch.ffn_dim, arch.num_layers, arch.in_dim, name="detected")

@@ -31,7 +31,7 @@ def _analyze(args) -> int:
     from pathlib import Path
 
     from ... import attributes, video_io
-    from ...atomic import check_outputs
+    from ...atomic import check_outputs, write_text
 
     if args.stride < 1:
         raise ValueError(f"--stride {args.stride} must be >= 1 (the paper samples every 20th frame: --stride 20)")
@@ -57,7 +57,7 @@ def _analyze(args) -> int:
         reports.append(report)
     if args.json_out:
         data = reports[0].to_dict() if len(reports) == 1 else {"clips": [r.to_dict() for r in reports]}
-        attributes.write_atomic(Path(args.json_out), (json.dumps(data, indent=1, allow_nan=False) + "\n").encode())
+        write_text(args.json_out, json.dumps(data, indent=1, allow_nan=False) + "\n")
         print(f"wrote {args.json_out}")
     if args.plot:
         attributes.save_plot(reports[0], args.plot)

@@ -154,8 +154,8 @@ def _index(args) -> int:
 
 
 def _stats(args) -> int:
+    from ...atomic import write_text
     from ...dataset.stats import compute_stats, summary_lines
-    from ...dataset.table import atomic_write_text
 
     ds = _load(args)
     _check_outputs(args, ds, args.json_out)
@@ -164,7 +164,7 @@ def _stats(args) -> int:
     stats["selection"] = _trace_text(trace)
     print("\n".join(summary_lines(stats)))
     if args.json_out:
-        atomic_write_text(args.json_out, json.dumps(stats, indent=1) + "\n")
+        write_text(args.json_out, json.dumps(stats, indent=1) + "\n", fsync=True)
         print(f"wrote {args.json_out}")
     if args.plots:
         from ...dataset.plots import save_plots
@@ -212,9 +212,9 @@ def _sample(args) -> int:
     if len(drawn) > 50:
         print(f"... and {len(drawn) - 50} more (use --json)")
     if args.json_out:
-        from ...dataset.table import atomic_write_text
+        from ...atomic import write_text
 
-        atomic_write_text(args.json_out, json.dumps([{k: v for k, v in c.to_row().items()} for c in drawn], indent=1) + "\n")
+        write_text(args.json_out, json.dumps([{k: v for k, v in c.to_row().items()} for c in drawn], indent=1) + "\n", fsync=True)
     return 0
 
 
@@ -252,7 +252,7 @@ def _export(args) -> int:
 
 
 def _make_sample(args) -> int:
-    from ...dataset.sample import make_sample
+    from ...dataset.synthetic import make_sample
 
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))

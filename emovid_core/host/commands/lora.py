@@ -13,7 +13,7 @@ def register(sub) -> None:
     i.add_argument("file", help="LoRA .safetensors file")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
     i.add_argument("--check", default=None, metavar="VARIANT_OR_FILE",
-                   help="also validate against a model: t2v-1.3B, t2v-14B, i2v-14B, or an original-layout .safetensors")
+                   help="also validate against a model: a Wan variant (t2v-1.3b, t2v-14b, i2v-14b; any case) or an original-layout .safetensors")
     i.set_defaults(func=_inspect)
 
     c = lsub.add_parser("convert", help="rewrite a LoRA in a format core ComfyUI or diffusers loads with no skipped keys")
@@ -31,22 +31,22 @@ def _inspect(args) -> int:
     from pathlib import Path
 
     from ...lora import LoraMismatchError, ShapeSpec, inspect_lora, load_lora, validate
-    from ...wan_layout import VARIANTS
+    from ...safetensors_header import tensor_shapes
+    from ...wan.variants import find_variant, shipped_variant_names
 
     lora = load_lora(args.file, check_finite=False)  # report NaN/inf values instead of refusing the file
     info = inspect_lora(lora)
     spec = None
     if args.check:
-        if args.check in VARIANTS:
-            spec = ShapeSpec.from_variant(args.check)
+        variant = find_variant(args.check)
+        if variant is not None:
+            spec = ShapeSpec.from_variant(variant)
         else:
-            from safetensors import safe_open
-
             path = Path(args.check)
             if not path.is_file():
-                raise ValueError(f"--check {args.check!r} is neither a variant ({', '.join(VARIANTS)}) nor a file")
-            with safe_open(str(path), "pt") as f:
-                spec = ShapeSpec.from_state_dict({k: f.get_slice(k).get_shape() for k in f.keys()}, label=path.name)
+                raise ValueError(f"--check {args.check!r} is neither a variant ({', '.join(shipped_variant_names())}) "
+                                 "nor a file")
+            spec = ShapeSpec.from_state_dict(tensor_shapes(path), label=path.name)
     if not args.json:
         print(info)  # before the check, so a mismatch still shows what the file is
         if spec is not None:

@@ -48,15 +48,15 @@ def _to_api(args) -> int:
     import json
     import sys
 
-    from ...atomic import check_outputs
+    from ...atomic import check_outputs, write_json
     from ..graph import load_workflow
-    from ..workflow_convert import ui_to_api, write_json_atomic
+    from ..workflow_convert import ui_to_api
 
     if args.output:
         check_outputs([args.output], inputs=[args.ui_json, *filter(None, [args.object_info])], force=args.force)
     api = ui_to_api(load_workflow(args.ui_json), _schemas(args), source=args.ui_json)
     if args.output:
-        write_json_atomic(args.output, api)
+        write_json(args.output, api)
         print(f"wrote {args.output} ({len(api)} nodes)", file=sys.stderr)
     else:
         print(json.dumps(api, indent=2, ensure_ascii=False))

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text
 from .format import Clip
 from .sampling import assign_splits
-from .table import atomic_write_text, write_table
+from .table import write_table
 
 MARKER = ".emovid_sample.json"
 METADATA_NAME = "emovid_metadata.csv"
@@ -254,7 +255,7 @@ def make_sample(
         files = dict(pool.map(run, jobs))
     clips, _report = assign_splits(clips, per_cell=per_cell, seed=seed)
     write_table(meta, clips)
-    atomic_write_text(out / MARKER, json.dumps({"params": params, "files": files}, indent=1, sort_keys=True) + "\n")
+    write_text(out / MARKER, json.dumps({"params": params, "files": files}, indent=1, sort_keys=True) + "\n", fsync=True)
     return SampleSet(out, meta, len(clips), False)
 
 

@@ -20,9 +20,9 @@ import re
 def transformer_key_to_original(key: str) -> str:
     """One diffusers ``WanTransformer3DModel`` key in original Wan names (no ``diffusion_model.`` prefix).
 
-    The name tables live in :mod:`emovid_core.wan_layout`, shared with the LoRA converters.
+    The name tables live in :mod:`emovid_core.wan.dit_keys`, shared with the LoRA converters.
     """
-    from ..wan_layout import diffusers_to_original
+    from .dit_keys import diffusers_to_original
 
     name = diffusers_to_original(key)
     if name is None:

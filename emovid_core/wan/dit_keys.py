@@ -1,9 +1,11 @@
 """Facts about the ORIGINAL Wan2.1 DiT key layout (what ComfyUI's UNETLoader reads) and its diffusers twin.
 
 Everything LoRA-related in the pack is keyed by original module names (``blocks.0.self_attn.q``,
-``blocks.3.cross_attn.k_img``, ``blocks.1.ffn.0``); this module is the single source for those names, their
-shapes per variant, the original <-> diffusers ``WanTransformer3DModel`` rename table, and a tiny random-weight
-checkpoint in the original layout that ComfyUI detects as Wan2.1 (tests and the integration check use it).
+``blocks.3.cross_attn.k_img``, ``blocks.1.ffn.0``); this module is the single source for those names, the
+``diffusion_model.`` prefixes files put before them, their shapes given a variant's numbers (the variants themselves
+are rows of :mod:`emovid_core.wan.variants`), the original <-> diffusers ``WanTransformer3DModel`` rename table, and
+a tiny random-weight checkpoint in the original layout that ComfyUI detects as Wan2.1 (tests and the integration
+check use it).
 
 Shapes follow ComfyUI 0.3.64 ``comfy/ldm/wan/model.py``: D = dim (a multiple of 128, since ComfyUI derives the
 head count as dim // 128), F = ffn_dim, C = in_dim (16 T2V, 36 I2V); the text width 4096, frequency width 256,
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -152,46 +153,20 @@ def is_i2v_only(name: str) -> bool:
     return bool(m) and m.group(2) in I2V_ONLY_BLOCK_MODULES
 
 
-@dataclass(frozen=True)
-class WanVariant:
-    """The shape-defining numbers of a Wan2.1 DiT."""
+def param_shapes(dim: int, ffn_dim: int, num_layers: int, in_dim: int = 16, out_dim: int = OUT_DIM,
+                 image_branch: bool | None = None) -> dict[str, tuple[int, ...]]:
+    """Every parameter of an original-layout Wan DiT, name -> shape (insertion order = file order).
 
-    name: str
-    dim: int
-    ffn_dim: int
-    num_layers: int
-    in_dim: int = 16
-
-    @property
-    def i2v(self) -> bool:
-        return self.in_dim == 36
-
-    @property
-    def num_heads(self) -> int:
-        return self.dim // HEAD_DIM
-
-
-VARIANTS = {
-    "t2v-1.3B": WanVariant("Wan2.1-T2V-1.3B", 1536, 8960, 30, 16),
-    "t2v-14B": WanVariant("Wan2.1-T2V-14B", 5120, 13824, 40, 16),
-    "i2v-14B": WanVariant("Wan2.1-I2V-14B", 5120, 13824, 40, 36),
-}
-KNOWN_WIDTHS = {1536: "Wan2.1 1.3B", 5120: "Wan2.1 14B"}
-
-
-def width_name(dim: int) -> str:
-    """Human name of a model width: "Wan2.1 1.3B (dim 1536)", or "custom width 256"."""
-    return f"{KNOWN_WIDTHS[dim]} (dim {dim})" if dim in KNOWN_WIDTHS else f"custom width {dim}"
-
-
-def param_shapes(dim: int, ffn_dim: int, num_layers: int, in_dim: int = 16) -> dict[str, tuple[int, ...]]:
-    """Every parameter of an original-layout Wan2.1 DiT, name -> shape (insertion order = file order)."""
+    The numbers are a variant's (:meth:`emovid_core.wan.variants.Variant.param_shapes` passes its row's);
+    ``image_branch`` (the CLIP ``img_emb`` projection and image cross-attention) defaults to Wan2.1's rule, in_dim 36.
+    """
     if dim % HEAD_DIM or dim <= 0:
         raise ValueError(f"dim={dim} is not a positive multiple of {HEAD_DIM}; ComfyUI derives heads as dim // 128 "
                          "(use 128, 256, 1536 or 5120)")
-    if in_dim not in (16, 36):
-        raise ValueError(f"in_dim={in_dim} is not a Wan2.1 input width; use 16 (T2V) or 36 (I2V)")
-    i2v = in_dim == 36
+    if in_dim <= 0 or out_dim <= 0:
+        raise ValueError(f"in_dim={in_dim}, out_dim={out_dim}: latent widths must be positive (Wan2.1: in_dim 16 T2V "
+                         "or 36 I2V, out_dim 16)")
+    i2v = in_dim == 36 if image_branch is None else bool(image_branch)
     d, f = dim, ffn_dim
     s: dict[str, tuple[int, ...]] = {
         "patch_embedding.weight": (d, in_dim, *PATCH),
@@ -228,8 +203,8 @@ def param_shapes(dim: int, ffn_dim: int, num_layers: int, in_dim: int = 16) -> d
         s[f"{b}ffn.2.weight"] = (d, f)
         s[f"{b}ffn.2.bias"] = (d,)
         s[f"{b}modulation"] = (1, 6, d)
-    s["head.head.weight"] = (OUT_DIM * PATCH[0] * PATCH[1] * PATCH[2], d)
-    s["head.head.bias"] = (OUT_DIM * PATCH[0] * PATCH[1] * PATCH[2],)
+    s["head.head.weight"] = (out_dim * PATCH[0] * PATCH[1] * PATCH[2], d)
+    s["head.head.bias"] = (out_dim * PATCH[0] * PATCH[1] * PATCH[2],)
     s["head.modulation"] = (1, 2, d)
     if i2v:
         s["img_emb.proj.0.weight"] = (CLIP_DIM,)
@@ -243,31 +218,21 @@ def param_shapes(dim: int, ffn_dim: int, num_layers: int, in_dim: int = 16) -> d
     return s
 
 
-def variant_param_shapes(variant: str | WanVariant) -> dict[str, tuple[int, ...]]:
-    """Parameter shapes of a released variant ("t2v-1.3B", "t2v-14B", "i2v-14B") without any weights."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
-    return param_shapes(v.dim, v.ffn_dim, v.num_layers, v.in_dim)
+# The prefixes ComfyUI files and state dicts put before original names; every reader strips them here.
+ORIGINAL_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
 
 
 def strip_prefix(name: str) -> str:
     """Drop the ``model.diffusion_model.`` / ``diffusion_model.`` prefix ComfyUI files and state dicts carry."""
-    for p in ("model.diffusion_model.", "diffusion_model."):
+    for p in ORIGINAL_PREFIXES:
         if name.startswith(p):
             return name[len(p):]
     return name
 
 
-def detect_variant(shapes: Mapping[str, tuple[int, ...]]) -> WanVariant:
-    """Read dim/ffn/layers/in_dim from original-layout parameter shapes, the way ComfyUI's detection does."""
-    shapes = {strip_prefix(k): tuple(v) for k, v in shapes.items()}
-    if "head.modulation" not in shapes:
-        raise ValueError("not an original-layout Wan2.1 DiT: the key 'head.modulation' is missing "
-                         "(a diffusers-layout model? convert it, or pass a diffusers transformer instead)")
-    dim = shapes["head.modulation"][-1]
-    ffn = shapes["blocks.0.ffn.0.weight"][0] if "blocks.0.ffn.0.weight" in shapes else 0
-    layers = len({int(m.group(1)) for k in shapes if (m := _BLOCK_RE.match(k))})
-    in_dim = shapes["patch_embedding.weight"][1] if "patch_embedding.weight" in shapes else 16
-    return WanVariant(width_name(dim), dim, ffn, layers, in_dim)
+def strip_prefixes(named: Mapping[str, object]) -> dict[str, object]:
+    """:func:`strip_prefix` on every key of a mapping (a state dict or a ``{name: shape}`` table)."""
+    return {strip_prefix(k): v for k, v in named.items()}
 
 
 def tiny_wan_state_dict(
@@ -300,33 +265,27 @@ def tiny_wan_state_dict(
     return out
 
 
-def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike,
-                    metadata: Mapping[str, str] | None = None) -> Path:
-    """Write tensors as safetensors atomically (tmp file in the same folder, then rename)."""
-    from .atomic import save_safetensors
-
-    return save_safetensors(state_dict, path, dict(metadata or {}))
-
-
 def write_tiny_wan(path: str | os.PathLike, prefix: str = "", **kwargs) -> Path:
     """Write :func:`tiny_wan_state_dict` as a checkpoint UNETLoader can load (``prefix`` e.g. ``model.diffusion_model.``)."""
+    from ..atomic import save_safetensors
+
     sd = tiny_wan_state_dict(**kwargs)
-    return save_state_dict({prefix + k: v for k, v in sd.items()}, path)
+    return save_safetensors({prefix + k: v for k, v in sd.items()}, path)
 
 
-def diffusers_transformer_config(variant: WanVariant, num_heads: int | None = None, text_dim: int = TEXT_DIM,
+def diffusers_transformer_config(variant, num_heads: int | None = None, text_dim: int = TEXT_DIM,
                                  image_dim: int = CLIP_DIM) -> dict:
-    """The ``WanTransformer3DModel`` config matching an original-layout variant (heads x head_dim = dim)."""
+    """The ``WanTransformer3DModel`` config matching a :class:`emovid_core.wan.variants.Variant` (heads x head_dim = dim)."""
     heads = num_heads or variant.num_heads
     if variant.dim % heads:
         raise ValueError(f"dim {variant.dim} is not divisible by num_heads {heads}")
     return {
         "patch_size": list(PATCH), "num_attention_heads": heads, "attention_head_dim": variant.dim // heads,
-        "in_channels": variant.in_dim, "out_channels": OUT_DIM, "text_dim": text_dim, "freq_dim": FREQ_DIM,
+        "in_channels": variant.in_dim, "out_channels": variant.out_dim, "text_dim": text_dim, "freq_dim": FREQ_DIM,
         "ffn_dim": variant.ffn_dim, "num_layers": variant.num_layers, "cross_attn_norm": True,
         "qk_norm": "rms_norm_across_heads", "eps": 1e-6,
-        "image_dim": image_dim if variant.i2v else None,
-        "added_kv_proj_dim": variant.dim if variant.i2v else None,
+        "image_dim": image_dim if variant.has_image_branch else None,
+        "added_kv_proj_dim": variant.dim if variant.has_image_branch else None,
         "rope_max_seq_len": 1024,
     }
 
