@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from comfyui_env import find_comfyui
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.comfyui_env import find_comfyui
+
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 _COMFY_DIR, COMFYUI_PYTHON, _SKIP_WHY = find_comfyui()
 COMFYUI_DIR = str(_COMFY_DIR) if _COMFY_DIR else None
