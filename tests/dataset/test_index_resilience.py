@@ -1,5 +1,5 @@
 """The executor and the dataset indexer when workers die (SIGKILL, for real), the user presses Ctrl-C, or the
-disk refuses a write (a real failed write(), see tests/write_errors.py)."""
+disk refuses a write (a real failed write(), see tests/helpers/write_errors.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``emovid queue`` / ComfyClient against a server that misbehaves: drops a POST, redirects elsewhere, streams
 forever, hangs, answers garbage; and a local disk that fails mid-download. Real HTTP on 127.0.0.1
-(tests/misbehaving_server.py), real write errors (tests/write_errors.py)."""
+(tests/host/misbehaving_server.py), real write errors (tests/helpers/write_errors.py)."""
 
 from __future__ import annotations
 

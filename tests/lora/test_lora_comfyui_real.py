@@ -5,8 +5,8 @@ format and applied with EmoVidLoraLoader must give the SAME sampled latent (KSam
 same LoRA converted to ComfyUI format and applied by core LoraLoaderModelOnly. As a control, core
 LoraLoaderModelOnly on the raw DiffSynth file skips every key and samples the base model.
 
-Run: COMFYUI_DIR=/work/comfyui pytest tests/test_lora_comfyui_real.py -q   (ComfyUI's python is found by
-tests/comfyui_env.py, or the test skips saying why). This file is also the script the test runs inside ComfyUI's
+Run: COMFYUI_DIR=/work/comfyui pytest tests/lora/test_lora_comfyui_real.py -q   (ComfyUI's python is found by
+tests/helpers/comfyui_env.py, or the test skips saying why). This file is also the script the test runs inside ComfyUI's
 Python.
 """
 
