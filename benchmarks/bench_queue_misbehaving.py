@@ -1,6 +1,6 @@
 """``emovid queue`` against misbehaving servers: peak memory and wall time of one CLI run each (issue #11).
 
-Cases (the server is tests/misbehaving_server.py on 127.0.0.1, in this process; the client is a child process):
+Cases (the server is tests/host/misbehaving_server.py on 127.0.0.1, in this process; the client is a child process):
 
 1. endless ``/view`` (no Content-Length, ~``--rate`` MB/s) with ``--timeout 20``: must stop at the deadline with
    constant memory (it used to hold the whole body: 9 GB peak for 3 GB, and ran 118 s).
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from misbehaving_server import Misbehaving, endless, hang  # noqa: E402
+from tests.host.misbehaving_server import Misbehaving, endless, hang  # noqa: E402
 
 WF = {"9": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
 

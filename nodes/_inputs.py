@@ -3,7 +3,7 @@
 A node takes the entries it needs, in its own order, with :func:`inputs`; an override replaces an entry's
 options for that node only (e.g. Sample Clip's width/height step by 16 because its frames go to Wan2.1).
 Input names, order, types and defaults are part of saved workflows: change an entry here and every node
-that uses it changes (tests/test_node_contracts.py holds them).
+that uses it changes (tests/nodes/test_node_contracts.py holds them).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ workflows/<name>.jpg (preview for the template browser) and workflows/index.json
 
 Graphs are written from node schemas (core: emovid_core/host/data/core_object_info.json; ours: the node classes), so
 widget order, seed control values and sockets are laid out the way the ComfyUI frontend saves them. The API twin
-is the converter's output for the UI file; tests/test_workflows.py checks they stay in step.
+is the converter's output for the UI file; tests/host/test_workflows.py checks they stay in step.
 """
 
 from __future__ import annotations

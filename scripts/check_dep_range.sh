@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 ENDS=("$@"); [ ${#ENDS[@]} -eq 0 ] && ENDS=(oldest newest)
-TESTS=(tests/test_wan.py tests/test_wan_nodes.py tests/test_lora_diffusers.py tests/test_emotion_conditioning.py tests/test_packaging.py)
+TESTS=(tests/wan/test_wan.py tests/nodes/test_wan_nodes.py tests/lora/test_lora_diffusers.py tests/emotion/test_emotion_conditioning.py tests/test_packaging.py)
 if [ -n "${EMOVID_DEPCHECK_DIR:-}" ]; then WORK="$EMOVID_DEPCHECK_DIR"; mkdir -p "$WORK"; else WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT; fi
 
 pins() {

@@ -1,6 +1,6 @@
 """How the ComfyUI frontend sizes nodes, and a stage layout for the example workflows built on it.
 
-Used by scripts/build_workflows.py (to write sizes and positions) and tests/test_workflows.py (to check the
+Used by scripts/build_workflows.py (to write sizes and positions) and tests/host/test_workflows.py (to check the
 files). The facts below were read from ComfyUI frontend 1.27.10, the version ComfyUI 0.3.64 pins
 (the ``comfyui-frontend-package`` wheel and its source maps; repository Comfy-Org/ComfyUI_frontend):
 

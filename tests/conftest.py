@@ -1,4 +1,11 @@
-"""Shared fixtures. Tests import emovid_core from the checkout and load the pack's nodes headless."""
+"""Shared fixtures for the whole suite. Tests import emovid_core from the checkout and load the pack's nodes headless.
+
+Layout (docs/testing.md): one folder per package (tests/lora/, tests/dataset/, tests/host/, ...), each with a
+conftest.py saying what it holds and, where its files share builders or assertions, a utils.py imported as
+``from tests.lora.utils import ...``; helpers several folders use live in tests/helpers/; cross-cutting rules
+(architecture, docs, packaging, a new machine, atomic writes, refusals) stay at this level. A new folder needs no
+__init__.py: pytest runs with --import-mode=importlib (pyproject.toml).
+"""
 
 from __future__ import annotations
 

@@ -12,10 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import conftest
-
 from emovid_core.wan.tiny import cache_root, ensure_tiny, tiny_dir
 from emovid_core.wan.variants import all_variants, get_variant
+from tests import conftest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,8 +50,9 @@ def test_a_run_on_a_new_machine_leaves_the_home_folder_untouched(tmp_path):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("EMOVID_CACHE", "HF_HOME", "XDG_CACHE_HOME")}
     env["HOME"] = str(home)
-    tests = [f"tests/{Path(__file__).name}::{name}" for name in ("test_tiny_model_builds_in_the_test_cache",
-                                                           "test_every_cache_points_at_the_sessions_temporary_folder")]
+    here = Path(__file__).resolve().relative_to(ROOT).as_posix()
+    tests = [f"{here}::{name}" for name in ("test_tiny_model_builds_in_the_test_cache",
+                                            "test_every_cache_points_at_the_sessions_temporary_folder")]
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

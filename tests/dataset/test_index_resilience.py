@@ -1,5 +1,5 @@
 """The executor and the dataset indexer when workers die (SIGKILL, for real), the user presses Ctrl-C, or the
-disk refuses a write (a real failed write(), see tests/write_errors.py)."""
+disk refuses a write (a real failed write(), see tests/helpers/write_errors.py)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
-from write_errors import ROOT, run_emovid_with_file_size_limit
 
 from emovid_core import runtime
 from emovid_core.dataset.indexer import index_dataset, journal_path
 from emovid_core.executor import KILL_ATTEMPTS_ENV, KILL_HOOK_ENV, LocalExecutor, make_executor
+from tests.helpers.write_errors import ROOT, run_emovid_with_file_size_limit
 
 
 def _rows(path: Path) -> dict[str, dict]:

@@ -108,7 +108,7 @@ def test_readme_part_tables_match_the_code():
     """docs/emotions.md's taxonomy and synonym tables are written by hand; keep them equal to the code."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "emotions.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "emotions.md").read_text(encoding="utf-8")
     for emo in E.EMOTION_OBJECTS:
         row = (f"| {emo.index + 1} | {emo.name} | {emo.valence} | {emo.valence_rating:.2f} | "
                f"{emo.arousal_rating:.2f} | {emo.arousal_level} |")

@@ -3,7 +3,7 @@ folders (input, output, temp, models, declared folder kinds) unless EMOVID_ALLOW
 any path; error messages never quote bytes of a file that is not a valid input.
 
 The runtime is configured here as nodes/_comfy.py configures it inside ComfyUI (folder_paths-like hooks on real
-temporary folders); tests/test_comfyui_integration.py checks the same policy over HTTP in a real server.
+temporary folders); tests/host/test_comfyui_integration.py checks the same policy over HTTP in a real server.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import pytest
 from emovid_core import atomic, video_io
 from emovid_core.host.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _video(path: Path, frames: int = 5) -> Path:

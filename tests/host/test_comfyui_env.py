@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from comfyui_env import comfyui_or_skip, find_comfyui
+
+from tests.helpers.comfyui_env import comfyui_or_skip, find_comfyui
 
 
 def _fake_checkout(path, importable=False):
@@ -34,7 +35,7 @@ def test_no_comfyui_dir_skips(env):
 
 def test_checkout_without_venv_skips_with_the_reason_instead_of_crashing(env, tmp_path):
     """The reported bug: COMFYUI_DIR set, no $COMFYUI_DIR/.venv -> FileNotFoundError in test_lora_comfyui_real."""
-    import test_lora_comfyui_real
+    from tests.lora import test_lora_comfyui_real
 
     env.setenv("COMFYUI_DIR", str(_fake_checkout(tmp_path / "ComfyUI")))
     _dir, python, why = find_comfyui()

@@ -23,7 +23,7 @@ from emovid_core.host.workflow_convert import (
     ui_to_api,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 
 

@@ -1,4 +1,4 @@
-"""A ComfyUI stand-in on 127.0.0.1 that misbehaves on purpose (used by tests/test_queue_misbehaving.py and
+"""A ComfyUI stand-in on 127.0.0.1 that misbehaves on purpose (used by tests/host/test_queue_misbehaving.py and
 benchmarks/bench_queue_misbehaving.py).
 
 The happy protocol is the minimum ``emovid queue`` needs: ``POST /prompt`` answers a prompt id, ``GET

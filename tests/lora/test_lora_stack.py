@@ -7,19 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from emovid_core import runtime
 from emovid_core.lora import LoraSpec, write_lora
 from emovid_core.lora.stack import add_lora_to_pipeline, lora_file_stamps, lora_stack, lora_stack_stamps
 from emovid_core.lora.testing import random_lora
 
 
 @pytest.fixture()
-def loras(tmp_path):
-    folder = tmp_path / "loras"
+def loras(loras_dir):
     for i, name in enumerate(("anger", "style")):
-        write_lora(random_lora(seed=40 + i), folder / f"{name}.safetensors", "diffsynth")
-    with runtime.configured(model_folders={"loras": [folder]}):
-        yield folder
+        write_lora(random_lora(seed=40 + i), loras_dir / f"{name}.safetensors", "diffsynth")
+    return loras_dir
 
 
 def test_lora_stack_puts_the_emotion_first_and_skips_empty_slots(loras):

@@ -1,7 +1,7 @@
-"""The pack inside a real ComfyUI (opt-in: set COMFYUI_DIR; its python is found by tests/comfyui_env.py:
+"""The pack inside a real ComfyUI (opt-in: set COMFYUI_DIR; its python is found by tests/helpers/comfyui_env.py:
 COMFYUI_PYTHON, COMFYUI_DIR/.venv or venv, or this interpreter when it imports ComfyUI; otherwise skipped).
 
-    COMFYUI_DIR=/path/to/ComfyUI .venv/bin/python -m pytest tests/test_comfyui_integration.py -q
+    COMFYUI_DIR=/path/to/ComfyUI .venv/bin/python -m pytest tests/host/test_comfyui_integration.py -q
 
 One server is started for the module on a free 127.0.0.1 port with a temporary --base-directory (so nothing of
 the user's is touched): the pack is linked into its custom_nodes, tiny models are written into its models/
@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from comfyui_env import find_comfyui
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.comfyui_env import find_comfyui
+
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 _COMFY_DIR, COMFYUI_PYTHON, _SKIP_WHY = find_comfyui()
 COMFYUI_DIR = str(_COMFY_DIR) if _COMFY_DIR else None
@@ -42,7 +43,7 @@ COMFYUI_DIR = str(_COMFY_DIR) if _COMFY_DIR else None
 pytestmark = pytest.mark.skipif(COMFYUI_PYTHON is None, reason=_SKIP_WHY or "no ComfyUI")
 
 TEST_SUPPORT_NODES = r'''
-"""TEST ONLY (written by tests/test_comfyui_integration.py into a temporary custom_nodes folder; never shipped)."""
+"""TEST ONLY (written by tests/host/test_comfyui_integration.py into a temporary custom_nodes folder; never shipped)."""
 import hashlib
 import os
 

@@ -22,16 +22,16 @@ from emovid_core.host.cli import main as cli_main
 from emovid_core.host.graph import GraphValidationError, NeedsComfyUIError, default_classes, run_workflow, validate
 from emovid_core.host.schema import node_schema
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 CORE_SNAPSHOT = json.loads((ROOT / "emovid_core" / "host" / "data" / "core_object_info.json").read_text())
 
 # Every shipped API workflow that runs headless, and the test that runs it end to end on real files.
 HEADLESS_WORKFLOWS = {
-    "emovid_analyze_video": "tests/test_core_nodes.py::test_model_free_workflow_runs_headless",
-    "emovid_dataset_explore": "tests/test_core_nodes.py::test_model_free_workflow_runs_headless",
-    "emovid_demo_story": "tests/test_demo.py::test_the_story_workflow_runs_headless_on_the_demo_outputs",
-    "emovid_headless_diffusers": "tests/test_workflows.py::test_headless_example_runs_without_comfyui",
+    "emovid_analyze_video": "tests/host/test_core_nodes.py::test_model_free_workflow_runs_headless",
+    "emovid_dataset_explore": "tests/host/test_core_nodes.py::test_model_free_workflow_runs_headless",
+    "emovid_demo_story": "tests/host/test_demo.py::test_the_story_workflow_runs_headless_on_the_demo_outputs",
+    "emovid_headless_diffusers": "tests/host/test_workflows.py::test_headless_example_runs_without_comfyui",
 }
 
 

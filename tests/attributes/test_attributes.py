@@ -460,7 +460,7 @@ def test_benchmark_script_runs_and_agrees_with_reference():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_attributes.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_attributes.py"
     out = subprocess.run([sys.executable, str(script), "--frames", "21", "--height", "24", "--width", "40", "--repeats", "1"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -17,6 +17,7 @@ from emovid_core.lora import (
 from emovid_core.lora.testing import random_lora
 from emovid_core.wan import dit_keys as wl
 from emovid_core.wan.variants import Variant
+from tests.lora.utils import expected_diffusers_weights
 
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
@@ -38,16 +39,6 @@ def run(model, i2v: bool):
     kw = {"encoder_hidden_states_image": torch.randn(1, 3, 16, generator=g)} if i2v else {}
     with torch.no_grad():
         return model(x, torch.tensor([500]), torch.randn(1, 5, 32, generator=g), return_dict=False, **kw)[0]
-
-
-def expected_weights(base, lora, strength, modules=None):
-    out = {}
-    for name, m in lora.modules.items():
-        if modules is not None and name not in modules:
-            continue
-        key = wl.original_to_diffusers(name) + ".weight"
-        out[key] = base[key].float() + strength * (m.effective_alpha / m.rank) * (m.up.float() @ m.down.float())
-    return out
 
 
 @pytest.fixture()
@@ -92,8 +83,8 @@ def test_adapters_strength_zero_switch_and_fuse(i2v_model):
     assert report.fused and "fused in float32" in str(report)
     sd = model.state_dict()
     assert not any("lora_" in k for k in sd)  # adapter layers unloaded
-    want = expected_weights(base, emo, 0.8)
-    for k, v in expected_weights(base, style, -0.5).items():
+    want = expected_diffusers_weights(base, emo, 0.8)
+    for k, v in expected_diffusers_weights(base, style, -0.5).items():
         want[k] = want[k] + (v - base[k].float())
     for k, v in want.items():
         torch.testing.assert_close(sd[k], v, rtol=0, atol=1e-6)
@@ -110,7 +101,7 @@ def test_block_weights_and_i2v_lora_on_t2v():
     assert rep.skipped["blocks.0.self_attn.q"] == "outside the selected blocks"
     sd = model.state_dict()
     assert torch.equal(sd["blocks.0.attn1.to_q.weight"], base["blocks.0.attn1.to_q.weight"])
-    want = expected_weights(base, lora, 0.5, modules={"blocks.1.attn2.to_v"} | {"blocks.1.cross_attn.v"})
+    want = expected_diffusers_weights(base, lora, 0.5, modules={"blocks.1.attn2.to_v"} | {"blocks.1.cross_attn.v"})
     torch.testing.assert_close(sd["blocks.1.attn2.to_v.weight"], want["blocks.1.attn2.to_v.weight"], rtol=0, atol=1e-6)
     with pytest.raises(LoraMismatchError):
         apply_lora_stack_to_diffusers(make_transformer(False), [(lora, "emo", 1.0)], strict=True)
@@ -135,7 +126,7 @@ def test_diffusers_own_loader_reads_our_files(tmp_path, fmt):
     assert len(loaded) == len(lora.modules)  # every module placed
     model.fuse_lora(lora_scale=0.7)
     got = model.state_dict()
-    for k, v in expected_weights(base, lora, 0.7).items():
+    for k, v in expected_diffusers_weights(base, lora, 0.7).items():
         torch.testing.assert_close(got[k.replace(".weight", ".base_layer.weight")], v, rtol=0, atol=2e-6)
 
 
@@ -161,34 +152,31 @@ def test_we_read_a_lora_diffusers_saved(tmp_path):
         torch.testing.assert_close(v, fused[k], rtol=0, atol=2e-6)
 
 
-def test_pipeline_node_chains_adapters(pack_nodes, tmp_path):
+def test_pipeline_node_chains_adapters(pack_nodes, loras_dir):
     from types import SimpleNamespace
 
-    from emovid_core import runtime
     from emovid_core.wan.handle import WanHandle
 
-    folder = tmp_path / "loras"
     emo, style = random_lora(seed=31), random_lora(seed=32, targets=["ffn.0"])
-    write_lora(emo, folder / "emo_anger.safetensors", "diffsynth")
-    write_lora(style, folder / "style.safetensors", "kohya")
+    write_lora(emo, loras_dir / "emo_anger.safetensors", "diffsynth")
+    write_lora(style, loras_dir / "style.safetensors", "kohya")
     model = make_transformer(False)
     base = {k: v.clone() for k, v in model.state_dict().items()}
     y_base = run(model, False)
     handle = WanHandle(pipe=SimpleNamespace(transformer=model), variant="tiny", kind="t2v", source="test")
     node = pack_nodes["EmoVidLoraLoaderPipeline"]()
-    with runtime.configured(model_folders={"loras": [folder]}):
-        h1, text1 = node.apply(handle, "emo_anger.safetensors", 0.8, "", False, False)["result"]
-        h2, text2 = node.apply(h1, "style.safetensors", -0.5, "style", False, False)["result"]
-        assert h2.loras == ["emo_anger:0.8", "style:-0.5"] and handle.loras == []
-        assert "20 module(s) applied" in text1
-        y_both = run(model, False)
-        h3, text3 = node.apply(h2, "emo_anger.safetensors", 0.0, "", False, False)["result"]  # re-run: weight only
-        assert "weight changed only" in text3 and h3.loras == ["style:-0.5", "emo_anger:0"]
-        h4, _ = node.apply(h3, "style.safetensors", 0.0, "style", False, False)["result"]
-        assert torch.equal(run(model, False), y_base)  # every strength 0 == base
-        h5, text5 = node.apply(h4, "emo_anger.safetensors", 0.8, "", True, False)["result"]  # fuse: emo 0.8, style 0
-        assert h5.loras == ["style:0 (fused)", "emo_anger:0.8 (fused)"]
+    h1, text1 = node.apply(handle, "emo_anger.safetensors", 0.8, "", False, False)["result"]
+    h2, text2 = node.apply(h1, "style.safetensors", -0.5, "style", False, False)["result"]
+    assert h2.loras == ["emo_anger:0.8", "style:-0.5"] and handle.loras == []
+    assert "20 module(s) applied" in text1
+    y_both = run(model, False)
+    h3, text3 = node.apply(h2, "emo_anger.safetensors", 0.0, "", False, False)["result"]  # re-run: weight only
+    assert "weight changed only" in text3 and h3.loras == ["style:-0.5", "emo_anger:0"]
+    h4, _ = node.apply(h3, "style.safetensors", 0.0, "style", False, False)["result"]
+    assert torch.equal(run(model, False), y_base)  # every strength 0 == base
+    h5, text5 = node.apply(h4, "emo_anger.safetensors", 0.8, "", True, False)["result"]  # fuse: emo 0.8, style 0
+    assert h5.loras == ["style:0 (fused)", "emo_anger:0.8 (fused)"]
     sd = model.state_dict()
-    for k, v in expected_weights(base, emo, 0.8).items():
+    for k, v in expected_diffusers_weights(base, emo, 0.8).items():
         torch.testing.assert_close(sd[k], v, rtol=0, atol=1e-6)
     assert not torch.allclose(y_both, y_base)

@@ -3,7 +3,7 @@
 The stand-in (stdlib only, 127.0.0.1) implements ComfyUI 0.3.64's /prompt (validation with node_errors),
 /history, /view, /upload/image, /object_info, /interrupt, /queue and /ws (RFC 6455 text frames with the
 status/execution_start/executing/progress/executed/execution_success/execution_error events). It writes real
-PNG files. The same client runs against the real ComfyUI in tests/test_comfyui_integration.py.
+PNG files. The same client runs against the real ComfyUI in tests/host/test_comfyui_integration.py.
 """
 
 from __future__ import annotations

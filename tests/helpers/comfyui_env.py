@@ -1,7 +1,7 @@
 """Where the opt-in real-ComfyUI tests find ComfyUI and its Python, or why they skip (one helper for both files).
 
-ComfyUI is not on PyPI and these machines may not have it: tests/test_comfyui_integration.py and
-tests/test_lora_comfyui_real.py run only when ``COMFYUI_DIR`` names a ComfyUI checkout. Its interpreter is found
+ComfyUI is not on PyPI and these machines may not have it: tests/host/test_comfyui_integration.py and
+tests/lora/test_lora_comfyui_real.py run only when ``COMFYUI_DIR`` names a ComfyUI checkout. Its interpreter is found
 the way users run ComfyUI: ``COMFYUI_PYTHON`` when set, else the checkout's own venv (``.venv`` or ``venv``), else
 the interpreter running the tests when it can import ComfyUI's modules from ``COMFYUI_DIR`` (a user who installed
 ComfyUI's requirements into their environment). Anything else is a skip that says what to set.

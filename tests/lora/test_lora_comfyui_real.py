@@ -5,8 +5,8 @@ format and applied with EmoVidLoraLoader must give the SAME sampled latent (KSam
 same LoRA converted to ComfyUI format and applied by core LoraLoaderModelOnly. As a control, core
 LoraLoaderModelOnly on the raw DiffSynth file skips every key and samples the base model.
 
-Run: COMFYUI_DIR=/work/comfyui pytest tests/test_lora_comfyui_real.py -q   (ComfyUI's python is found by
-tests/comfyui_env.py, or the test skips saying why). This file is also the script the test runs inside ComfyUI's
+Run: COMFYUI_DIR=/work/comfyui pytest tests/lora/test_lora_comfyui_real.py -q   (ComfyUI's python is found by
+tests/helpers/comfyui_env.py, or the test skips saying why). This file is also the script the test runs inside ComfyUI's
 Python.
 """
 
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACK = Path(__file__).resolve().parent.parent
+PACK = Path(__file__).resolve().parents[2]
 
 
 # Hand-built LoRA files: explicit key strings per trainer, written with safetensors directly (not with the pack's
@@ -166,7 +166,7 @@ def _check(comfy_dir: Path, work: Path) -> dict:
 
 
 def test_real_comfyui_matches_core_lora_loader(tmp_path):
-    from comfyui_env import comfyui_or_skip
+    from tests.helpers.comfyui_env import comfyui_or_skip
 
     comfy_dir, python = comfyui_or_skip()
     proc = subprocess.run([python, __file__, str(comfy_dir), str(tmp_path)], capture_output=True, text=True, timeout=300)

@@ -1,6 +1,6 @@
 """``emovid queue`` / ComfyClient against a server that misbehaves: drops a POST, redirects elsewhere, streams
 forever, hangs, answers garbage; and a local disk that fails mid-download. Real HTTP on 127.0.0.1
-(tests/misbehaving_server.py), real write errors (tests/write_errors.py)."""
+(tests/host/misbehaving_server.py), real write errors (tests/helpers/write_errors.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from misbehaving_server import (
+
+from emovid_core.host.cli import main as cli_main
+from emovid_core.host.queue_client import ComfyClient, ServerDropped, parse_size
+from tests.helpers.write_errors import run_emovid_with_file_size_limit
+from tests.host.misbehaving_server import (
     Misbehaving,
     close_without_reply,
     cut_short,
@@ -21,10 +25,6 @@ from misbehaving_server import (
     send_json,
     stall_after,
 )
-from write_errors import run_emovid_with_file_size_limit
-
-from emovid_core.host.cli import main as cli_main
-from emovid_core.host.queue_client import ComfyClient, ServerDropped, parse_size
 
 WF = {"9": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
 

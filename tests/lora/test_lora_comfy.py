@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emovid_core import runtime
 from emovid_core.lora import (
     FORMATS,
     LoraMismatchError,
@@ -20,6 +19,7 @@ from emovid_core.lora import (
 from emovid_core.lora.testing import ReferencePatcher, random_lora
 from emovid_core.safetensors_header import SafetensorsHeaderError
 from emovid_core.wan import dit_keys as wl
+from tests.lora.utils import expected_weight
 
 PREFIX = "diffusion_model."
 
@@ -32,14 +32,6 @@ def base_sd():
 @pytest.fixture()
 def model(base_sd):
     return ReferencePatcher.from_state_dict(base_sd)
-
-
-def expected_weight(base, lora, name, strength):
-    """W + strength * (alpha / rank) * B @ A, computed here from the raw tensors in float32."""
-    m = lora.modules[name]
-    a = m.down.float()
-    b = m.up.float()
-    return (base[name + ".weight"].float() + strength * (m.effective_alpha / a.shape[0]) * (b @ a)).to(base[name + ".weight"].dtype)
 
 
 def test_patched_weights_equal_formula(model, base_sd, tmp_path):
@@ -158,14 +150,6 @@ def test_not_a_wan_model_is_explained():
 
 
 # ------------------------------------------------------------------------------------------------ nodes
-
-
-@pytest.fixture()
-def loras_dir(tmp_path):
-    folder = tmp_path / "loras"
-    folder.mkdir()
-    with runtime.configured(model_folders={"loras": [folder]}):
-        yield folder
 
 
 def test_loader_node(pack_nodes, model, base_sd, loras_dir):

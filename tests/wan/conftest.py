@@ -1,0 +1,1 @@
+"""Wan2.1 generation (emovid_core.wan) on the tiny random pipeline built in code."""
