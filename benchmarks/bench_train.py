@@ -55,15 +55,13 @@ def small_model_folder(root: Path):
 
 
 def ours(cfg, sel, model, out: Path) -> tuple[list[float], object]:
-    from emovid_core.train import train
-    from emovid_core.train.loop import read_losses
-
-    res = train(cfg, sel, model, out, device="cpu", progress=False)
     import csv
 
+    from emovid_core.train import train
+
+    res = train(cfg, sel, model, out, device="cpu", progress=False)
     with open(out / "loss.csv", newline="") as fh:
         stamps = [float(r["seconds"]) for r in csv.DictReader(fh)]
-    read_losses(out / "loss.csv")
     steps = [b - a for a, b in zip(stamps, stamps[1:])]
     return steps, res
 

@@ -11,6 +11,7 @@ import sys
 
 def register(sub) -> None:
     from ...train.config import DTYPES, LR_SCHEDULES, SHORT_CLIPS, TASKS, TrainConfig
+    from ._model_args import add_single_file_args
     from .dataset import _add_filters
 
     d = TrainConfig()
@@ -32,14 +33,8 @@ def register(sub) -> None:
     _add_filters(p)
     m = p.add_argument_group("model source (one of)")
     m.add_argument("--tiny", choices=["t2v", "i2v"], help="the tiny random Wan2.1 (built in code, cached in $EMOVID_CACHE): tests")
-    m.add_argument("--model", metavar="DIR", help="a Wan2.1 diffusers folder (e.g. Wan2.1-T2V-14B-Diffusers)")
-    m.add_argument("--transformer", metavar="FILE", help="single files: diffusion model (name in models/diffusion_models or a path)")
-    m.add_argument("--vae", metavar="FILE", help="single files: wan_2.1_vae.safetensors")
-    m.add_argument("--text-encoder", metavar="FILE", help="single files: umt5-xxl fp16/bf16")
-    m.add_argument("--tokenizer", metavar="DIR", help="single files: folder with umt5's tokenizer.json")
-    m.add_argument("--clip-vision", metavar="FILE", help="single files, I2V: clip_vision_h.safetensors")
-    m.add_argument("--variant", default="auto", help="auto (detect from shapes) or t2v-1.3b, t2v-14b, i2v-14b-480p, i2v-14b-720p")
-    m.add_argument("--models", default=None, help="models folder with ComfyUI-style subfolders for file names")
+    m.add_argument("--model", "--diffusers", dest="model", metavar="DIR", help="a Wan2.1 diffusers folder (e.g. Wan2.1-T2V-14B-Diffusers)")
+    add_single_file_args(m)
     m.add_argument("--task", choices=TASKS, default=d.task, help="t2v or i2v (I2V conditions on each clip's first frame); "
                    "auto: the model's kind. A mismatch with the model is refused before loading")
     r = p.add_argument_group("recipe (defaults: the paper's)")
