@@ -29,6 +29,7 @@ log = logging.getLogger("EmoVid")
 
 CACHE_FORMAT = 1
 MAX_SEQUENCE_LENGTH = 512  # umt5 prompt length of Wan2.1 (the pipelines pad to it)
+RAM_BUDGET = 1 << 30
 
 
 @dataclass
@@ -169,6 +170,11 @@ class LatentCache:
         self.folder = Path(folder).expanduser() / identity
         self.identity, self.kind, self.config = identity, kind, config
         self.dtype = "float32" if config.dtype == "float32" else "bfloat16"
+        # Entries already read stay in RAM up to this many bytes (the tiny/small runs of tests and benchmarks fit
+        # whole; a real 480p run reads each ~10 MB entry from disk, which is small next to a multi-second step).
+        self.ram_budget = RAM_BUDGET
+        self._ram: dict[Path, dict] = {}
+        self._ram_bytes = 0
 
     def path(self, item: TrainItem) -> Path:
         st = item.path.stat()
@@ -208,6 +214,8 @@ class LatentCache:
         from safetensors.torch import load_file
 
         p = self.path(item)
+        if p in self._ram:
+            return self._ram[p]
         try:
             entry = load_file(str(p))
         except FileNotFoundError:
@@ -216,6 +224,10 @@ class LatentCache:
         emb = entry["prompt_embeds"]
         if emb.shape[0] < MAX_SEQUENCE_LENGTH:
             entry["prompt_embeds"] = torch.cat([emb, emb.new_zeros(MAX_SEQUENCE_LENGTH - emb.shape[0], emb.shape[1])])
+        size = sum(t.numel() * t.element_size() for t in entry.values())
+        if self._ram_bytes + size <= self.ram_budget:  # entries are never modified in place by the loop
+            self._ram[p] = entry
+            self._ram_bytes += size
         return entry
 
 
