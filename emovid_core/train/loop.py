@@ -241,9 +241,21 @@ def train(config: TrainConfig, selection, model, out: str | Path, *, cache_dir: 
     cache = LatentCache(cache_dir or default_cache_dir(), model.encoder_identity, kind, config)
     t0 = time.perf_counter()
     todo = cache.missing(items)[acc.process_index::acc.num_processes]
-    if todo:
+    sample_embeds = None
+    if config.sample_emotions:
+        from . import samples as sample_videos
+
+        sample_embeds = sample_videos.embeds_path(cache.folder, config, kind, cache.path(items[0]).name if kind == "i2v" else "")
+    need_samples = main and sample_embeds is not None and not sample_embeds.is_file()
+    if todo or need_samples:
         pipe = model.load_encoders(dev, dtype)
-        result.encoded = cache.encode(selection.dataset, todo, pipe, dev, progress=progress and main)
+        if todo:
+            result.encoded = cache.encode(selection.dataset, todo, pipe, dev, progress=progress and main)
+        if need_samples:
+            from .data import prepare_frames
+
+            first = prepare_frames(selection.dataset, items[0], config)[0] if kind == "i2v" else None
+            sample_videos.encode_samples(pipe, config, kind, first, dev, sample_embeds)
         del pipe
         gc.collect()
         if dev.startswith("cuda"):
@@ -315,6 +327,9 @@ def train(config: TrainConfig, selection, model, out: str | Path, *, cache_dir: 
                     names = [f"step-{step}"]
                 for name in names:
                     result.files += write_checkpoint(transformer, config, out / f"{name}.safetensors", {**info, "step": step})
+                    if sample_embeds is not None:
+                        result.files += sample_videos.write_samples(model, transformer, config, sample_embeds,
+                                                                    out / sample_videos.SAMPLES_DIR / name, dev, dtype)
                 _append_log(out, log_rows)
                 log_rows = []
                 checkpoint.save_state(out, transformer, optimizer, step, {"epoch": epoch + 1, "total_steps": total})

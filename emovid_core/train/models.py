@@ -106,6 +106,24 @@ class ModelSource:
                 m.to(device).eval().requires_grad_(False)
         return pipe
 
+    def load_vae(self, device: str):
+        """The Wan VAE alone, fp32 (sample videos at checkpoints)."""
+        import torch
+        from diffusers import AutoencoderKLWan
+
+        from ..wan import loading
+
+        if self.folder is not None:
+            vae = AutoencoderKLWan.from_pretrained(str(self.folder), subfolder="vae", torch_dtype=torch.float32, local_files_only=True)
+        else:
+            vae = loading.load_vae_file(self.files["vae"], self._variant())
+        return vae.to(device).eval().requires_grad_(False)
+
+    def scheduler_config(self) -> dict:
+        if self.folder is not None:
+            return json.loads((self.folder / "scheduler" / "scheduler_config.json").read_text())
+        return json.loads((self._variant().config_dir("scheduler") / "scheduler_config.json").read_text())
+
     def load_transformer(self, device: str, dtype):
         """The frozen ``WanTransformer3DModel`` in ``dtype`` (diffusers keeps its norms/modulation in fp32)."""
         import torch

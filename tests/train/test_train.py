@@ -226,6 +226,28 @@ def test_cache_is_reused_so_training_needs_no_encoder(sample_root, tmp_path, mon
     assert bigger.encoded == 2  # another size is another cache entry
 
 
+def test_sample_videos_per_emotion_at_each_checkpoint_leave_training_unchanged(sample_root, tmp_path, monkeypatch):
+    from emovid_core import video_io
+
+    cfg = _config(steps=2, save_every=1, sample_emotions=("fear", "awe"), sample_steps=2)
+    sel = _selection(sample_root, cfg, n=3, types="movie")
+    model = resolve_model(tiny="t2v")
+    loads = []
+    real = train_models.ModelSource.load_encoders
+    monkeypatch.setattr(train_models.ModelSource, "load_encoders", lambda self, *a: loads.append(1) or real(self, *a))
+    res = train(cfg, sel, model, tmp_path / "s", cache_dir=tmp_path / "cache", device="cpu", progress=False)
+    assert len(loads) == 1  # the sample prompts were encoded with the clips; no text encoder at the checkpoints
+    for step in ("step-1", "step-2"):
+        for emotion in ("fear", "awe"):
+            info = video_io.probe(tmp_path / "s" / "samples" / step / f"{emotion}.mp4")
+            assert (info.frames, info.width, info.height) == (9, 32, 32)
+    plain = train(_config(steps=2, save_every=1), sel, model, tmp_path / "p", cache_dir=tmp_path / "cache", device="cpu",
+                  progress=False)
+    assert plain.losses == res.losses
+    a, b = _lora_tensors(tmp_path / "s" / "step-2.safetensors"), _lora_tensors(tmp_path / "p" / "step-2.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 # --------------------------------------------------------------------------------------------- the command
 
 

@@ -69,6 +69,10 @@ def register(sub) -> None:
     o.add_argument("--save-dtype", choices=["float32", "bfloat16"], default=d.save_dtype, help="dtype of the written LoRA")
     o.add_argument("--comfy-copy", action="store_true",
                    help="also write <name>.comfy.safetensors (diffusion_model.* keys, ComfyUI's LoraLoaderModelOnly reads it)")
+    o.add_argument("--sample-emotions", default="", metavar="LIST",
+                   help="at each checkpoint write samples/<checkpoint>/<emotion>.mp4 for these emotions (comma-separated, or all)")
+    o.add_argument("--sample-caption", default=d.sample_caption, help="caption of the sample prompts (+ the emotion sentence)")
+    o.add_argument("--sample-steps", type=int, default=d.sample_steps, help=f"sampling steps of the sample videos (default {d.sample_steps})")
     o.add_argument("--cache", default=None, metavar="DIR", help="latent/text-embedding cache (default $EMOVID_CACHE/train)")
     o.add_argument("--device", default="auto", help="auto, cpu, cuda (under accelerate launch: each process's own GPU)")
     o.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: 1 for --tiny, torch's default otherwise)")
@@ -86,7 +90,15 @@ def config_from_args(args):
         short_clips=args.short_clips, emotion_sentence=not args.no_emotion_sentence, template=args.template, seed=args.seed,
         dtype=args.dtype, gradient_checkpointing=not args.no_gradient_checkpointing, shift=args.shift,
         save_every=args.save_every, save_dtype=args.save_dtype, comfy_copy=args.comfy_copy, threads=args.threads,
+        sample_emotions=_emotion_list(args.sample_emotions), sample_caption=args.sample_caption, sample_steps=args.sample_steps,
     ).check()
+
+
+def _emotion_list(text: str) -> tuple[str, ...]:
+    from ...emotions import EMOTIONS
+
+    items = tuple(e.strip() for e in (text or "").split(",") if e.strip())
+    return tuple(EMOTIONS) if items == ("all",) else items
 
 
 def check_out(out, resume: bool, force: bool, inputs) -> None:
