@@ -103,8 +103,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        mode = _plain_open_mode(path)
         try:
-            os.fchmod(fd, _plain_open_mode(path))
+            os.fchmod(fd, mode)
         finally:
             os.close(fd)
     except WriteError:
@@ -113,6 +114,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise write_error(path, exc) from None
     try:
         yield Path(tmp)
+        # A writer that replaces the file instead of writing into it (safetensors' save_file) drops the mode set above.
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except WriteError:
         raise

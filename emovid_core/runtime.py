@@ -38,6 +38,10 @@ class _TqdmProgress:
     def update(self, n: int = 1) -> None:
         self._bar.update(n)
 
+    def set_postfix(self, **values) -> None:
+        """Extra live values after the bar (a training run's loss); optional: other bars may lack it."""
+        self._bar.set_postfix(**values)
+
     def close(self) -> None:
         self._bar.close()
 

@@ -6,6 +6,8 @@ import json
 
 
 def register(sub) -> None:
+    from ._model_args import add_single_file_args
+
     p = sub.add_parser(
         "generate",
         help="generate a Wan2.1 clip (T2V/I2V) with an emotion prompt, headless (diffusers)",
@@ -16,13 +18,7 @@ def register(sub) -> None:
     src = p.add_argument_group("model source (one of)")
     src.add_argument("--tiny", choices=["t2v", "i2v"], help="the tiny random pipeline (built in code, cached in $EMOVID_CACHE)")
     src.add_argument("--diffusers", metavar="DIR", help="a Wan2.1 diffusers folder (model_index.json, transformer/, vae/, ...)")
-    src.add_argument("--transformer", metavar="FILE", help="single files: diffusion model (name in models/diffusion_models or a path)")
-    src.add_argument("--vae", metavar="FILE", help="single files: Wan2.1 VAE (wan_2.1_vae.safetensors)")
-    src.add_argument("--text-encoder", metavar="FILE", help="single files: umt5-xxl fp16/bf16 (scaled fp8 is refused)")
-    src.add_argument("--tokenizer", metavar="DIR", help="single files: folder with umt5's tokenizer.json")
-    src.add_argument("--clip-vision", metavar="FILE", help="single files, I2V: clip_vision_h.safetensors")
-    src.add_argument("--variant", default="auto", help="auto (detect from shapes) or t2v-1.3b, t2v-14b, i2v-14b-480p, i2v-14b-720p")
-    src.add_argument("--models", default=None, help="models folder with ComfyUI-style subfolders for file names")
+    add_single_file_args(src)
     src.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     src.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     src.add_argument("--offload", default="auto", help="auto, none, model, sequential (GPU only)")
