@@ -113,7 +113,7 @@ def main() -> int:
     a = ap.parse_args()
     import shutil
 
-    from emovid_core.dataset.sample import make_sample
+    from emovid_core.dataset.synthetic import make_sample
     from emovid_core.train import TrainConfig, open_dataset, resolve_model, select_clips
     from emovid_core.train.data import LatentCache, default_cache_dir
 

@@ -33,7 +33,7 @@ def say(msg: str) -> None:
 def stage_tiny(tmp: Path) -> None:
     import torch
 
-    from emovid_core.dataset.sample import make_sample
+    from emovid_core.dataset.synthetic import make_sample
     from emovid_core.lora import apply_lora_stack_to_diffusers
     from emovid_core.train import TrainConfig, open_dataset, resolve_model, select_clips, train
 

@@ -126,8 +126,8 @@ def lora_from_model(transformer, config: TrainConfig, dtype: str = "float32"):
     import torch
     from peft.utils import get_peft_model_state_dict
 
-    from .. import wan_layout as wl
     from ..lora import from_tensors
+    from ..wan import dit_keys as wl
 
     sd = get_peft_model_state_dict(transformer, adapter_name=ADAPTER)
     dt = getattr(torch, dtype)
