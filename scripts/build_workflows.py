@@ -245,7 +245,8 @@ def i2v(info) -> dict:
     g.note("About: image to video from a dataset clip", "# Image to video from a dataset clip\nThe first frame of "
            "an EmoVid clip starts a Wan2.1 I2V generation in the emotion you choose; the clip's caption is the "
            "prompt. Set the dataset folder on **EmoVid Dataset**. The LoRA node is bypassed: enable it (Ctrl+B) "
-           "when you have an I2V EmoVid LoRA.")
+           "when you have an I2V EmoVid LoRA.\n\n**Models:** Wan2.1 I2V 14B 480p, umt5, VAE and CLIP vision H "
+           "(the loaders name the files; folders in docs/workflows.md).")
     ds = g.add("EmoVidDataset", {"root": "EmoVid", "metadata": ""}, "load", "Load a dataset clip")
     clipsel = g.add("EmoVidSampleClip", {"emotion": "any", "mode": "balanced", "seed": 7, "max_frames": 33,
                                          "wan_4n1": True}, "load", "Load a dataset clip")
@@ -264,8 +265,9 @@ def i2v(info) -> dict:
     cv = g.add("CreateVideo", {"fps": 16.0}, "save", "Save video")
     save = g.add("SaveVideo", {"filename_prefix": "video/EmoVid_i2v", "format": "auto", "codec": "auto"}, "save",
                  "Save video")
-    prev = g.add("PreviewImage", stage="condition", group="Start frame", title="Start frame preview")
-    g.note("Model files", MODELS_NOTE, last=True)
+    # its own group, so that it can sit at the top of the next column: the graph then opens at 75 % or more
+    # on a 1440 x 900 screen (the full "Model files" note of the other examples does not fit beside it)
+    prev = g.add("PreviewImage", stage="condition", group="Start frame preview", title="Start frame preview")
     g.connect(ds, "dataset", clipsel, "dataset")
     g.connect(unet, "MODEL", lora, "model")
     g.connect(lora, "model", shift, "model")

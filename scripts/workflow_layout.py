@@ -201,13 +201,15 @@ def workflow_bounds(ui: dict) -> tuple[float, float, float, float]:
 
 # ------------------------------------------------------------------------------------------ stage layout
 
-# A workflow must fit 1440 x 900 at 75 % zoom or more: at most 1920 x 1200 canvas units.
-FIT = (1920, 1200)
 # In a 1440 x 900 window frontend 1.27.10 puts the canvas at (40, 40), 1400 x 860 (a 40 px menu bar on top,
 # a 40 px side bar on the left), and its workflow tabs cover the canvas's top 37 px (measured in headless
-# Chromium). extra.ds maps canvas units to that canvas: the view keeps clear of the tabs.
+# Chromium, scripts/frontend_check.py). extra.ds maps canvas units to that canvas: the view keeps clear of the tabs.
 VIEW_LEFT, VIEW_TOP = 0, 37
 SCREEN = (1400 - VIEW_LEFT, 860 - VIEW_TOP)
+# Every workflow opens at 75 % zoom or more on that usable 1400 x 823: its bounding box is at most
+# 1866 x 1097 canvas units, less the 20 px margin zoom_to_fit keeps on each side.
+MIN_ZOOM = 0.75
+FIT = (int(SCREEN[0] / MIN_ZOOM), int(SCREEN[1] / MIN_ZOOM))
 GAP = 32  # between groups and notes
 NODE_GAP = 20  # between nodes in a group (below one node's body, above the next one's title bar)
 GROUP_PAD = 10  # what "fit group to nodes" pads (LGraphGroup.resizeTo)
@@ -300,14 +302,15 @@ def layout(blocks: list[Block]) -> list[dict]:
     for cap in range(400, FIT[1] + 1, 20):
         cols = _flow(blocks, cap)
         w, h = _extent(cols)
-        if w <= FIT[0] and h <= FIT[1]:
+        if zoom_to_fit(w, h) >= MIN_ZOOM:
             key = (zoom_to_fit(w, h), -w * h)
             if best is None or key > best[0]:
                 best = (key, cap, cols)
     if best is None:
         w, h = _extent(_flow(blocks, FIT[1]))
-        raise ValueError(f"the stages need {w:.0f} x {h:.0f} canvas units at the least, more than {FIT[0]} x "
-                         f"{FIT[1]} (1440 x 900 at 75 % zoom): split the workflow in two")
+        raise ValueError(f"the stages need {w:.0f} x {h:.0f} canvas units at the least, more than a "
+                         f"{SCREEN[0]} x {SCREEN[1]} canvas shows at {MIN_ZOOM:.0%} zoom with a 20 px margin "
+                         f"(1440 x 900 window): re-arrange the stages or split the workflow in two")
     _, cap, cols = best
     groups, x = [], 0.0
     for col in cols:

@@ -406,7 +406,7 @@ def test_sizing_model_matches_the_real_frontend(wl, full_info):
 @pytest.mark.parametrize("path", _ui_files(), ids=lambda p: p.stem)
 def test_example_reads_well_in_the_frontend(path, wl, full_info):
     """No node smaller than the frontend draws it, no two overlapping (title bars included), every node in a
-    titled stage group, titled notes, and the whole graph within 1440 x 900 at 75 % zoom."""
+    titled stage group, titled notes, and the whole graph shown at 75 % zoom or more in a 1440 x 900 window."""
     ui = json.loads(path.read_text())
     nodes = ui["nodes"]
     for n in nodes:
@@ -432,11 +432,14 @@ def test_example_reads_well_in_the_frontend(path, wl, full_info):
             # below the group's title band
             g = next(g for g in groups if g["title"] == inside[0])
             assert rects[n["id"]][1] >= g["bounding"][1] + g["font_size"] * 1.4, (n["id"], inside)
+    # Measured in frontend 1.27.10 (scripts/frontend_check.py, headless Chromium, 1440 x 900 window): the canvas
+    # is 1400 x 860 and the workflow tabs cover its top 37 px, so 1400 x 823 is what a user sees. At 75 % that
+    # holds 1866 x 1097 canvas units (nodes, title bars and groups).
     x, y, w, h = wl.workflow_bounds(ui)
-    assert w <= 1920 and h <= 1200, f"{w:.0f} x {h:.0f} canvas units do not fit 1440 x 900 at 75 % zoom"
-    # The stored view shows the whole graph on load, on the 1400 x 860 canvas of a 1440 x 900 window, below the
-    # workflow tabs (37 px).
+    assert w <= 1400 / 0.75 and h <= 823 / 0.75, f"{w:.0f} x {h:.0f} canvas units do not fit 1400 x 823 at 75 % zoom"
+    # The stored view shows the whole graph on load, at 75 % or more, on that canvas below the tabs.
     ds = ui["extra"]["ds"]
+    assert ds["scale"] >= 0.75, ds
     sx0, sy0 = (x + ds["offset"][0]) * ds["scale"], (y + ds["offset"][1]) * ds["scale"]
     assert 0 <= sx0 and 37 <= sy0 and sx0 + w * ds["scale"] <= 1400 and sy0 + h * ds["scale"] <= 860
 
