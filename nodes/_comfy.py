@@ -37,7 +37,15 @@ def _interrupt_check() -> None:
 
 
 def _install() -> None:
+    import os
+
     import folder_paths
+
+    from emovid_core.evaluation.classifiers import MODEL_KIND
+
+    # The pack's own model kind (emotion classifiers): models/emovid_classifiers, plus any extra_model_paths.yaml entries.
+    if MODEL_KIND not in folder_paths.folder_names_and_paths:
+        folder_paths.add_model_folder_path(MODEL_KIND, os.path.join(folder_paths.models_dir, MODEL_KIND))
 
     def list_files(kind: str) -> list[str]:
         try:
