@@ -474,7 +474,9 @@ class VlmClassifier(EmotionClassifier):
         images = [Image.fromarray(f) for f in self._pick(frames)]
         content = [{"type": "image"} for _ in images] + [{"type": "text", "text": VLM_QUESTION}]
         prompt = self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-        inputs = self.processor(images=images, text=prompt, return_tensors="pt").to(self.device)
+        inputs = self.processor(images=images, text=prompt, return_tensors="pt")
+        inputs.pop("token_type_ids", None)  # some tokenizers emit it; generate() refuses what the model does not take
+        inputs = inputs.to(self.device)
         with self._lock, torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         answer = self.processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()

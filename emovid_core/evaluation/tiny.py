@@ -144,3 +144,63 @@ def export_clip_vision_file(size: str, path: str | Path) -> Path:
 
 
 __all__ = ["CLIP_SIZES", "build_model", "build_tokenizer", "ensure_tiny_clip", "export_clip_vision_file", "tiny_clip_dir"]
+
+
+# A chat template in the shape multimodal processors expect: images as "<image>" placeholders, then the text.
+_VLM_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] }}: {% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}<image> {% else %}{{ item['text'] }}{% endif %}{% endfor %}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+
+
+def write_tiny_vlm(out: str | Path, answer: str | None = "fear") -> Path:
+    """A random-weight LLaVA folder (CLIP vision tower + Llama text model + processor with a chat template).
+
+    ``answer`` set: the text model's final norm is zeroed, so every logit is 0 and greedy decoding picks token 0,
+    which is that word and the end-of-sequence id: the model answers exactly ``answer``. ``answer=None``: plain random
+    weights, which answer gibberish (what the strict parser must count as unparsed).
+    """
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import (
+        CLIPImageProcessor,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    out = Path(out)
+    first = [answer] if answer else []
+    words = first + [w for w in ["<pad>", "<unk>", "<s>", "</s>", "<image>", "user", "assistant", ":", "?", ",", ".",
+                                 *_WORDS, "which", "does", "this", "answer", "exactly", "one", "word", "from", "list"]
+                     if w not in first]
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+                                        eos_token="</s>", additional_special_tokens=["<image>"])
+    config = LlavaConfig(
+        vision_config=dict(model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=dict(model_type="llama", vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=vocab["<pad>"], bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"]),
+        image_token_index=vocab["<image>"], vision_feature_select_strategy="default", vision_feature_layer=-1,
+    )
+    torch.manual_seed(SEED)
+    model = LlavaForConditionalGeneration(config).eval()
+    if answer:
+        with torch.no_grad():
+            model.model.language_model.norm.weight.zero_()
+        model.generation_config.eos_token_id = 0
+    model.generation_config.pad_token_id = vocab["<pad>"]
+    model.save_pretrained(out, safe_serialization=True)
+    processor = LlavaProcessor(image_processor=CLIPImageProcessor(**{k: v for k, v in _preprocessor_config("tiny").items()
+                                                                     if k != "image_processor_type"}),
+                               tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=_VLM_CHAT_TEMPLATE)
+    processor.save_pretrained(out)
+    return out
