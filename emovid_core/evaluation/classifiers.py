@@ -243,7 +243,7 @@ class ClipEncoder:
             return torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
 
     def identity(self) -> dict:
-        return {"source": self.source, "hidden_size": self.hidden_size, "has_text": self.has_text}
+        return {"source": self.source, "hidden_size": self.hidden_size, "has_text": self.has_text, "files": files_digest(self.source)}
 
 
 _CACHE: dict[tuple, Any] = {}
@@ -253,6 +253,14 @@ _CACHE_LOCK = threading.Lock()
 def _stamp(path: Path) -> tuple:
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
     return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+def files_digest(source: str | Path) -> str:
+    """A short digest of a model file's or folder's names, sizes and times: a replaced model gives a new identity."""
+    import hashlib
+
+    p = Path(source)
+    return hashlib.sha256(repr(_stamp(p)).encode()).hexdigest()[:16] if p.exists() else ""
 
 
 def _cached(kind: str, path: Path, device: str, build, fresh: bool = False):
@@ -405,10 +413,14 @@ class ClipZeroShot(EmotionClassifier):
         self._scale = float(encoder.model.logit_scale.detach().float().exp().cpu())
 
     def identity(self) -> dict:
-        return {**super().identity(), "prompt": self.prompt}
+        return {**super().identity(), "prompt": self.prompt, "model": self.encoder.identity()}
 
     def classify(self, frames: np.ndarray) -> Prediction:
-        emb = self.encoder.image_embeds(self._pick(frames)).mean(0)
+        return self.classify_embeds(self.encoder.image_embeds(self._pick(frames)))
+
+    def classify_embeds(self, frame_embeds: np.ndarray) -> Prediction:
+        """The decision from the classified frames' normalised image embeddings (reused for the CLIP score)."""
+        emb = frame_embeds.mean(0)
         emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
         p = _softmax(self._scale * (self._text @ emb))
         return Prediction(EMOTIONS[int(np.argmax(p))], p)
@@ -419,17 +431,17 @@ class ProbeClassifier(EmotionClassifier):
 
     backend = "probe"
 
-    def __init__(self, probe, encoder: ClipEncoder, source: str) -> None:
+    def __init__(self, probe, encoder: ClipEncoder, source: str, frames: int | None = None) -> None:
         if probe.dim != encoder.hidden_size:
             raise ValueError(f"probe {source} was trained on {probe.dim}-wide features but {encoder.source} gives "
                              f"{encoder.hidden_size}; use the vision model the probe was trained with ({probe.vision})")
         self.probe = probe
         self.encoder = encoder
         self.source = source
-        self.frames = int(probe.frames)
+        self.frames = int(frames or probe.frames)
 
     def identity(self) -> dict:
-        return {**super().identity(), "vision": self.encoder.source, "probe_sha": self.probe.digest}
+        return {**super().identity(), "vision": self.encoder.identity(), "probe_sha": self.probe.digest}
 
     def describe(self) -> str:
         return f"probe:{self.source} on {self.encoder.source} ({self.frames} frames per clip)"
@@ -465,7 +477,7 @@ class VlmClassifier(EmotionClassifier):
         self._lock = threading.Lock()
 
     def identity(self) -> dict:
-        return {**super().identity(), "question": VLM_QUESTION}
+        return {**super().identity(), "question": VLM_QUESTION, "files": files_digest(self.source)}
 
     def classify(self, frames: np.ndarray) -> Prediction:
         import torch
@@ -513,10 +525,7 @@ def load_classifier(spec: str | ClassifierSpec, *, vision: str | None = None, fr
         path = resolve_path(s.path, (MODEL_KIND,), what="probe file")
         probe = load_probe(path)
         enc = load_encoder(vision or probe.vision, dev, dtype, fresh=fresh)
-        clf = _cached(f"probe/{enc.source}", path, dev, lambda: ProbeClassifier(probe, enc, str(path)), fresh)
-        if frames:
-            clf.frames = int(frames)
-        return clf
+        return _cached(f"probe/{enc.source}/{frames}", path, dev, lambda: ProbeClassifier(probe, enc, str(path), frames), fresh)
     path = resolve_path(s.path, (MODEL_KIND,), what="VLM folder")
     dt = _torch_dtype(dev, dtype)
     return _cached(f"vlm/{frames}", path, dev, lambda: VlmClassifier(path, dev, dt, frames or 4), fresh)

@@ -249,12 +249,17 @@ class _Scorer:
                         "stamp": _file_stamp(video), "prompt": prompt_for(clip)})
 
     def score(self, row: str, clip, video: Path) -> ClipResult:
+        from .classifiers import ClipZeroShot
+
         frames = _decode(video, self.opts.max_frames)
-        pred = self.classifier.classify(frames)
         picked = frames[sample_indices(len(frames), self.classifier.frames)]
+        emb = self.clip.image_embeds(picked) if self.clip is not None else None
+        if isinstance(self.classifier, ClipZeroShot) and self.classifier.encoder is self.clip:
+            pred = self.classifier.classify_embeds(emb)  # the same model: embed the frames once
+        else:
+            pred = self.classifier.classify(frames)
         cs = sd = None
         if self.clip is not None:
-            emb = self.clip.image_embeds(picked)
             if self.opts.task == "t2v":
                 text = prompt_for(clip)
                 if text not in self._text:

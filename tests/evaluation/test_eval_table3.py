@@ -176,3 +176,18 @@ def test_generate_before_and_after_a_tiny_lora_on_the_sample_set(tiny_clip, tmp_
     _run("table3", "--dataset", sample, "--classifier", f"clip:{tiny_clip}", "--clip", tiny_clip, "--generate",
          "--pipeline", "tiny-t2v", "--lora", lora, "--steps", 2, "--guidance", 1, "--out", out)
     assert "0 clips scored, 48 reused" in capsys.readouterr().out  # nothing generated or scored again
+
+
+def test_score_command_prints_one_line_per_video_and_writes_json(planted_root, tiny_clip, tmp_path, capsys):
+    videos = sorted(_videos(planted_root, tmp_path / "v").iterdir())[:2]
+    out = tmp_path / "scores.json"
+    _run("score", *videos, "--classifier", f"clip:{tiny_clip}", "--json", out, "--frames", 3)
+    text = capsys.readouterr().out
+    assert text.startswith("classifier clip:") and "(3 frames per clip)" in text and NOT_COMPARABLE in text
+    data = json.loads(out.read_text())
+    assert [v["video"] for v in data["videos"]] == [str(v) for v in videos]
+    for v in data["videos"]:
+        assert v["emotion"] in EMOTIONS and f"{v['video']}: {v['emotion']} ({v['valence']}) p=" in text
+        assert sum(v["probabilities"].values()) == pytest.approx(1.0)
+    assert main(["eval", "score", str(videos[0]), "--classifier", f"clip:{tiny_clip}", "--json", str(out)]) == 2
+    assert "pass --force" in capsys.readouterr().err
