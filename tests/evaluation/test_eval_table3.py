@@ -191,3 +191,20 @@ def test_score_command_prints_one_line_per_video_and_writes_json(planted_root, t
         assert sum(v["probabilities"].values()) == pytest.approx(1.0)
     assert main(["eval", "score", str(videos[0]), "--classifier", f"clip:{tiny_clip}", "--json", str(out)]) == 2
     assert "pass --force" in capsys.readouterr().err
+
+
+def test_generate_i2v_starts_from_each_clips_first_frame(planted_root, tiny_clip, tmp_path):
+    from emovid_core.dataset import write_table
+
+    ds = load_dataset(planted_root)
+    keep = {"ani_fear_03", "mov_awe_04", "sti_sadness_03"}  # a 3-clip benchmark keeps the tiny I2V run short
+    table = tmp_path / "three.csv"
+    write_table(table, [c.replace(split="test" if c.clip_id in keep else "") for c in ds.clips])
+    out = tmp_path / "i2v"
+    _run("table3", "--dataset", planted_root, "--metadata", table, "--classifier", f"clip:{tiny_clip}", "--clip", tiny_clip,
+         "--generate", "--pipeline", "tiny-i2v", "--steps", 2, "--guidance", 1, "--out", out)
+    report = json.loads((out / "table3.json").read_text())
+    assert report["task"] == "i2v" and [r["name"] for r in report["rows"]] == ["before"]  # no --lora: one row
+    (row,) = report["rows"]
+    assert row["scored"] == 3 and row["metrics"]["sd_score"] is not None and row["metrics"]["clip_score"] is None
+    assert sorted(p.stem for p in (out / "videos" / "before").iterdir()) == sorted(keep)

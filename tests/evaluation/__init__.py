@@ -1,0 +1,1 @@
+"""Tests of emovid_core.evaluation, its CLI and nodes."""
