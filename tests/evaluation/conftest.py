@@ -54,6 +54,17 @@ def write_planted(root, seed: int = 0, train: int = PLANTED_TRAIN_PER_CELL, test
     return root
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny models on a shared 2-core box: one thread is faster and steadier."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_clip():
     from emovid_core.evaluation.tiny import ensure_tiny_clip

@@ -16,14 +16,6 @@ from emovid_core.evaluation.classifiers import ClassifierSpec, load_classifier, 
 from emovid_core.evaluation.tiny import export_clip_vision_file
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _frames(seed=0, n=10, h=40, w=56):
     return (np.random.default_rng(seed).random((n, h, w, 3)) * 255).astype(np.uint8)
 

@@ -15,14 +15,6 @@ from emovid_core.evaluation.classifiers import load_classifier
 from emovid_core.host.graph import NodeExecutionError, run_workflow
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _classifier(model, backend="clip", vision=""):
     return {"class_type": "EmoVidEmotionClassifier",
             "inputs": {"backend": backend, "model": str(model), "vision": vision, "frames": 0, "device": "cpu"}}

@@ -17,14 +17,6 @@ from emovid_core.evaluation.classifiers import NOT_COMPARABLE
 from emovid_core.host.cli import main
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core box: one thread is faster and steadier
-    yield
-    torch.set_num_threads(before)
-
-
 def _videos(root, out, split="test"):
     """The split's clips as a folder of videos named by clip id (what `emovid queue` or --generate leaves)."""
     out.mkdir(parents=True, exist_ok=True)

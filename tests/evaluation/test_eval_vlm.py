@@ -9,20 +9,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from emovid_core.dataset import load_dataset
 from emovid_core.evaluation.classifiers import load_classifier
 from emovid_core.evaluation.tiny import write_tiny_vlm
 from emovid_core.host.cli import main
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
