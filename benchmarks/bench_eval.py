@@ -2,6 +2,7 @@
 the classifier loaded once (as the pack does) versus loaded again for every clip.
 
 Writes --clips synthetic mp4 clips (--frames frames, --size px) to a temporary folder, then for each CLIP size:
+  - probe + decode alone (no model): clips/s;
   - load time of the classifier;
   - classify only (frames already decoded): frames/s and clips/s;
   - decode + classify + flicker (what `emovid eval table3` does per clip): clips/s;
@@ -48,11 +49,14 @@ def main() -> int:
     for i in range(args.clips):
         frames = (rng.random((args.frames, args.size, args.size, 3)) * 255).astype(np.uint8)
         files.append(video_io.write_video(frames, tmp / f"clip{i:03d}.mp4", fps=16.0))
+    t0 = time.perf_counter()
     decoded = [video_io.read_frames(f, progress=False) for f in files]
+    decode_s = time.perf_counter() - t0
     print(f"{args.clips} clips x {args.frames} frames {args.size}x{args.size}, {DEFAULT_FRAMES} classified per clip, "
-          f"{args.threads} torch thread(s), device {args.device}")
-    for size in args.sizes.split(","):
-        folder = ensure_tiny_clip(size)
+          f"{args.threads} torch thread(s), device {args.device}; probe + decode alone {len(files) / decode_s:.1f} clips/s")
+    folders = {size: ensure_tiny_clip(size) for size in args.sizes.split(",")}
+    load_classifier(f"clip:{folders[next(iter(folders))]}", device=args.device, fresh=True)  # imports, untimed
+    for size, folder in folders.items():
         t0 = time.perf_counter()
         clf = load_classifier(f"clip:{folder}", device=args.device, fresh=True)
         load_s = time.perf_counter() - t0
