@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -138,14 +139,32 @@ class Table3Result:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def find_video(folder: Path, clip_id: str) -> Path | None:
-    """``<folder>/<clip_id>.<ext>`` (any video extension) or an image folder ``<folder>/<clip_id>/``."""
-    for ext in VIDEO_EXTENSIONS:
-        p = folder / f"{clip_id}{ext}"
-        if p.is_file():
-            return p
-    p = folder / clip_id
-    return p if p.is_dir() else None
+_COUNTER = re.compile(r"^(?P<id>.+)_(?P<n>\d{5,})_?$")
+
+
+def index_videos(folder: Path, clip_ids: Sequence[str]) -> dict[str, Path]:
+    """clip id -> its video in ``folder``: ``<clip_id>.<ext>`` (any video extension) or an image folder ``<clip_id>/``;
+    else the newest ComfyUI-style save of that prefix, ``<clip_id>_00001.mp4`` (EmoVid Save Video) or
+    ``<clip_id>_00001_.mp4`` (core Save Video), highest counter wins. A counter name that is itself a clip id is
+    that clip's, never another's."""
+    ids = set(clip_ids)
+    found: dict[str, Path] = {}
+    counters: dict[str, tuple[int, Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        stem = entry.name if entry.is_dir() else entry.stem
+        if not entry.is_dir() and entry.suffix.lower() not in VIDEO_EXTENSIONS:
+            continue
+        if stem in ids:
+            found.setdefault(stem, entry)
+            continue
+        m = _COUNTER.match(stem)
+        if m and m.group("id") in ids and entry.is_file():
+            n = int(m.group("n"))
+            if m.group("id") not in counters or n > counters[m.group("id")][0]:
+                counters[m.group("id")] = (n, entry)
+    for cid, (_n, path) in counters.items():
+        found.setdefault(cid, path)
+    return found
 
 
 def benchmark(ds, task: str) -> list:
@@ -275,14 +294,8 @@ class _Scorer:
 
 
 def _score_row(scorer: _Scorer, row: Row, clips: Sequence, cache_dir: Path, counts: dict) -> list[ClipResult]:
-    videos = {}
-    missing = []
-    for c in clips:
-        v = find_video(row.videos, c.clip_id)
-        if v is None:
-            missing.append(c.clip_id)
-        else:
-            videos[c.clip_id] = v
+    videos = index_videos(row.videos, [c.clip_id for c in clips])
+    missing = [c.clip_id for c in clips if c.clip_id not in videos]
     if missing and not scorer.opts.skip_missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise FileNotFoundError(f"row {row.name}: {len(missing)} of {len(clips)} benchmark clips have no video in {row.videos} "
@@ -574,7 +587,8 @@ def generate_rows(handle, g: GenerateOptions, dataset: str | Path, out: str | Pa
     for name, stack in plans:
         folder = Path(out) / "videos" / name
         folder.mkdir(parents=True, exist_ok=True)
-        todo = [c for c in clips if find_video(folder, c.clip_id) is None]
+        have = index_videos(folder, [c.clip_id for c in clips])
+        todo = [c for c in clips if c.clip_id not in have]
         with runtime.progress_bar(len(todo), f"generate {name}") as bar:
             for c in todo:
                 runtime.check_interrupted()

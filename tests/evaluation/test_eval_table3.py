@@ -200,3 +200,19 @@ def test_generate_i2v_starts_from_each_clips_first_frame(planted_root, tiny_clip
     (row,) = report["rows"]
     assert row["scored"] == 3 and row["metrics"]["sd_score"] is not None and row["metrics"]["clip_score"] is None
     assert sorted(p.stem for p in (out / "videos" / "before").iterdir()) == sorted(keep)
+
+
+def test_videos_are_found_by_clip_id_and_by_comfyui_save_names(tmp_path):
+    from emovid_core.evaluation.table3 import index_videos
+
+    for name in ("a.mp4", "b_00001.mp4", "b_00003.webm", "b_00002.mp4", "c_00001_.mp4", "d_00001.mp4", "d.gif",
+                 "x_00001.mp4", "e.txt", "f_1.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "g").mkdir()  # an image folder named by clip id
+    found = index_videos(tmp_path, ["a", "b", "c", "d", "e", "f", "g", "x", "x_00001"])
+    assert {k: v.name for k, v in found.items()} == {
+        "a": "a.mp4", "b": "b_00003.webm",  # the newest save of the prefix
+        "c": "c_00001_.mp4",  # core Save Video's trailing underscore
+        "d": "d.gif",  # an exact name wins over a counter
+        "g": "g", "x_00001": "x_00001.mp4",  # a name that is itself a clip id belongs to that clip, not to "x"
+    }
