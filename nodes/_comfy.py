@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from emovid_core import runtime
+from emovid_core.evaluation.classifiers import MODEL_KIND as CLASSIFIER_KIND
 
 IN_COMFYUI = importlib.util.find_spec("folder_paths") is not None and importlib.util.find_spec("comfy") is not None
 
@@ -39,12 +40,14 @@ def _interrupt_check() -> None:
 
 # Folder kinds the pack adds to ComfyUI's, so users declare their own folders the ComfyUI way
 # (extra_model_paths.yaml: `emovid_datasets: /data/emovid`) and the nodes list what is in them.
-FOLDER_KINDS = {"emovid_datasets": "EmoVid dataset roots", "emovid_videos": "videos for EmoVid Load Video"}
+FOLDER_KINDS = {"emovid_datasets": "EmoVid dataset roots", "emovid_videos": "videos for EmoVid Load Video",
+                CLASSIFIER_KIND: "emotion classifiers for EmoVid Emotion Classifier"}
 # Kinds whose folders node inputs must never read: code and settings, not media or models.
 _NOT_SERVED = {"custom_nodes", "configs"}
 
 
 def _install() -> None:
+
     import folder_paths
 
     for kind in FOLDER_KINDS:

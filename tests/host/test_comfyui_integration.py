@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from emovid_core.emotions import EMOTIONS
 from tests.helpers.comfyui_env import find_comfyui
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -419,6 +420,38 @@ def test_frame_attributes_on_frames_from_core_nodes(server, tmp_path):
     c_red = float(re.search(r"raw [0-9.]+ ([0-9.]+) ", red).group(1))
     c_grey = float(re.search(r"raw [0-9.]+ ([0-9.]+) ", grey).group(1))
     assert c_red > 0.5 > c_grey == 0.0  # pure red is saturated; grey has no colour
+
+
+def test_emotion_classifier_nodes_on_frames_from_core_nodes(server, tmp_path):
+    """Both classifier backends that need no VLM, resolved through ComfyUI's model folders (models/emovid_classifiers
+    for the CLIP folder and the probe, models/clip_vision for the probe's vision file), on core EmptyImage frames."""
+    import shutil
+
+    from emovid_core.evaluation.probe import LinearProbe, save_probe
+    from emovid_core.evaluation.tiny import ensure_tiny_clip, export_clip_vision_file
+
+    models = server["base"] / "models"
+    shutil.copytree(ensure_tiny_clip("tiny"), models / "emovid_classifiers" / "tiny_clip", dirs_exist_ok=True)
+    export_clip_vision_file("tiny", models / "clip_vision" / "tiny_vision.safetensors")
+    rng = np.random.default_rng(0)
+    save_probe(LinearProbe(rng.normal(size=(8, 32)), rng.normal(size=8), np.zeros(32), np.ones(32), "moved/elsewhere", 4),
+               models / "emovid_classifiers" / "tiny_probe.safetensors")
+    wf = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 5, "color": 0xFF0000}},
+        "2": {"class_type": "EmoVidEmotionClassifier", "inputs": {"backend": "clip", "model": "tiny_clip", "vision": "",
+                                                                  "frames": 0, "device": "cpu"}},
+        "3": {"class_type": "EmoVidEmotionScore", "inputs": {"classifier": ["2", 0], "images": ["1", 0], "intended": "awe"}},
+        "4": {"class_type": "EmoVidEmotionClassifier", "inputs": {"backend": "probe", "model": "tiny_probe.safetensors",
+                                                                  "vision": "tiny_vision.safetensors", "frames": 0, "device": "cpu"}},
+        "5": {"class_type": "EmoVidEmotionScore", "inputs": {"classifier": ["4", 0], "images": ["1", 0], "intended": ""}},
+        "6": {"class_type": "PreviewImage", "inputs": {"images": ["3", 3]}},
+    }
+    job = server["client"].run(wf, out_dir=tmp_path / "out", timeout=300)
+    for node in ("3", "5"):
+        (line,) = job.outputs[node]["text"]
+        assert line.split(" ")[0] in EMOTIONS and "p=" in line, line
+    assert "asked awe: EA-8" in job.outputs["3"]["text"][0]
+    assert any(f.suffix == ".png" for f in job.files)  # the bar chart reached a core image node
 
 
 def test_lora_node_matches_core_lora_loader(server, tmp_path):
