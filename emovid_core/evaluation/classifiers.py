@@ -81,8 +81,10 @@ def sample_indices(n: int, k: int) -> list[int]:
 
 
 def resolve_path(name: str | Path, kinds: Sequence[str] = (MODEL_KIND,), what: str = "classifier") -> Path:
-    """The one place a user-given model path is resolved: an existing path as given, else ``name`` inside one of
-    the model folders of ``kinds`` (files or folders; it must stay inside that folder).
+    """The one place a user-given model path is resolved: an absolute path as given, else ``name`` inside one of
+    the model folders of ``kinds`` (files or folders; it must stay inside that folder), else (headless) the working
+    folder. Goes through :func:`emovid_core.runtime.resolve_user_path`, so in a ComfyUI server it must lie inside
+    the server's folders (``PathNotAllowed`` otherwise), as every other node path does.
 
     Raises FileNotFoundError naming the folders searched.
     """
@@ -90,18 +92,16 @@ def resolve_path(name: str | Path, kinds: Sequence[str] = (MODEL_KIND,), what: s
     if not text:
         raise ValueError(f"{what} path is empty; give a folder or file (absolute, or relative to models/{kinds[0]})")
     p = Path(text).expanduser()
-    if p.exists():
-        return p.resolve()
-    searched = []
+    folders = [str(f) for kind in kinds for f in runtime.model_folders(kind)]
+    where = ", ".join(folders) or "(no model folders: set EMOVID_MODELS_DIR, or pass an absolute path)"
+    missing = FileNotFoundError(f"{what} {text!r} not found as a path or in the model folders {', '.join(kinds)}: {where}")
     # A name inside a model folder may not climb out of it ('..'); links placed there by the user are followed.
-    if not p.is_absolute() and ".." not in p.parts:
-        for kind in kinds:
-            for folder in runtime.model_folders(kind):
-                searched.append(str(folder))
-                if (folder / p).exists():
-                    return (folder / p).resolve()
-    where = ", ".join(searched) or "(no model folders: set EMOVID_MODELS_DIR, or pass an absolute path)"
-    raise FileNotFoundError(f"{what} {text!r} not found as a path or in the model folders {', '.join(kinds)}: {where}")
+    if not p.is_absolute() and ".." in p.parts:
+        raise missing
+    found = runtime.resolve_user_path(kinds, p, what=what)
+    if not found.exists():
+        raise missing
+    return found.resolve()
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -177,6 +177,23 @@ def test_wan_loader_file_and_folder_inputs_stay_inside_the_servers_folders(serve
 # ------------------------------------------------------------------------------------- no echoed bytes
 
 
+def test_emotion_classifier_paths_stay_inside_the_servers_folders(server, outside):
+    """The classifier loader (EmoVid Emotion Classifier, `emovid eval --classifier`) goes through the same policy."""
+    from emovid_core.evaluation.classifiers import load_classifier, resolve_path
+
+    (outside / "clip").mkdir()
+    for value in (str(outside / "clip"), "../../elsewhere/clip"):
+        with pytest.raises((PathNotAllowed, FileNotFoundError)) as err:
+            resolve_path(value)
+        _no_echo(str(err.value))
+    with pytest.raises(PathNotAllowed):
+        load_classifier(f"clip:{outside / 'clip'}")
+    inside = server["models"] / "emovid_classifiers" / "clip"
+    inside.mkdir(parents=True)
+    with runtime.configured(folders_hook=lambda kind: [str(server["models"] / kind)]):
+        assert resolve_path("clip") == inside.resolve()
+
+
 def test_bad_files_are_diagnosed_without_quoting_their_bytes(tmp_path):
     from emovid_core.dataset import read_table
     from emovid_core.lora.formats import read_safetensors
