@@ -322,6 +322,45 @@ def _lora_config(lora: WanLora, report: ValidationReport, block_weights):
     )
 
 
+def add_peft_adapter(transformer, config, name: str, sd: Mapping[str, torch.Tensor], label: str = "LoRA",
+                     init_free: bool = True) -> None:
+    """Add the peft adapter ``name`` holding exactly the tensors of ``sd`` (diffusers names, lora_A/lora_B).
+
+    ``init_free`` (the default): the adapter layers are created on the meta device (peft's ``low_cpu_mem_usage``)
+    and the file's tensors are assigned to them, so nothing is initialised at random only to be overwritten
+    (diffusers' ``add_adapter`` + ``set_peft_model_state_dict`` spends ~1-2 s on that for a 14B LoRA). The tensors
+    are copied once into the base layer's dtype and device first -- what the copying load did -- so an adapter
+    never shares storage with the cached :class:`WanLora`. ``init_free=False`` is that old path, kept as the
+    reference the benchmark and the identity test compare with.
+    """
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
+
+    with warnings.catch_warnings():  # peft warns on every second adapter; several named adapters is the point
+        warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+        if not init_free:
+            transformer.add_adapter(config, adapter_name=name)
+            result = set_peft_model_state_dict(transformer, dict(sd), adapter_name=name)
+        else:
+            params = dict(transformer.named_parameters())
+            placed = {}
+            for k, v in sd.items():
+                stem = k.rsplit(".lora_", 1)[0]
+                base = params.get(f"{stem}.weight", params.get(f"{stem}.base_layer.weight"))
+                placed[k] = v.to(device=base.device, dtype=base.dtype, copy=True) if base is not None else v.clone()
+            if name in (getattr(transformer, "peft_config", None) or {}):
+                raise ValueError(f"Adapter with name {name} already exists. Please use a different name.")
+            transformer._hf_peft_config_loaded = True  # what diffusers' add_adapter records
+            config.base_model_name_or_path = None
+            inject_adapter_in_model(config, transformer, adapter_name=name, low_cpu_mem_usage=True)
+            result = set_peft_model_state_dict(transformer, placed, adapter_name=name, low_cpu_mem_usage=True)
+            on_meta = [n for n, p in transformer.named_parameters() if p.is_meta and f".{name}." in n]
+            if on_meta:  # a layer the state dict did not fill would stay without data
+                raise LoraError(f"{label}: peft left {len(on_meta)} adapter tensor(s) without data, such as {on_meta[0]!r}")
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    if unexpected:
+        raise LoraError(f"{label}: peft did not place {len(unexpected)} tensor(s) such as {unexpected[0]!r}")
+
+
 def _source_key(lora: WanLora, bw) -> tuple:
     src = str(Path(lora.path).resolve()) if lora.path is not None else f"memory:{id(lora)}"
     return (src, lora.num_file_keys, None if bw is None else tuple(sorted(bw.items())))
@@ -339,8 +378,6 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
     lightx2v's ``diff_m`` carries) is merged in float32 unfused too and restored exactly on the next call.
     The report's ``active``/``weights`` list what is now active.
     """
-    from peft import set_peft_model_state_dict
-
     specs = [LoraSpec.coerce(s) for s in stack]
     shape_spec = ShapeSpec.from_diffusers(transformer)
     if shape_spec.dim is None:
@@ -407,13 +444,7 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
                 rep.notes.append(f"adapter {name!r} replaced")
             if config is None:
                 continue
-            with warnings.catch_warnings():  # peft warns on every second adapter; several named adapters is the point
-                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-                transformer.add_adapter(config, adapter_name=name)
-            result = set_peft_model_state_dict(transformer, _peft_state_dict(lora, rep), adapter_name=name)
-            unexpected = list(getattr(result, "unexpected_keys", []) or [])
-            if unexpected:
-                raise LoraError(f"{lora.name}: peft did not place {len(unexpected)} tensor(s) such as {unexpected[0]!r}")
+            add_peft_adapter(transformer, config, name, _peft_state_dict(lora, rep), lora.name)
             loaded_sources[name] = key
         names.append(name)
         weights.append(float(s.strength))

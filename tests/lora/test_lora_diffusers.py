@@ -234,3 +234,36 @@ def test_many_modulation_deltas_are_named_as_one_block_range(tmp_path):
     save_file({f"blocks.{i}.diff_m": torch.full((1, 6, 128), 0.01) for i in range(2)}, str(path))
     report = apply_lora_stack_to_diffusers(make_transformer(False), [(path, None, 1.0)])
     assert "full-parameter delta on blocks.0-1.modulation" in str(report)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_adapters_load_without_random_init_and_equal_the_initialising_load(monkeypatch, dtype):
+    """#17 item 5: no adapter tensor is initialised at random; the result equals diffusers' add_adapter (random init)
+    + set_peft_model_state_dict bit for bit, and the adapter never shares storage with the (cached) LoRA."""
+    from emovid_core.lora import ShapeSpec, validate
+    from emovid_core.lora.apply import _lora_config, _peft_state_dict, add_peft_adapter
+
+    lora = random_lora(i2v=True, rank=4, alpha=8.0, seed=3, dtype=dtype)
+    lora.modules["blocks.1.ffn.0"].alpha = 3.0  # an alpha pattern too
+    new, old = make_transformer(True), make_transformer(True)
+    inits = []
+    real = torch.nn.init.kaiming_uniform_
+
+    def spy(t, *a, **k):
+        if not t.is_meta:
+            inits.append(tuple(t.shape))
+        return real(t, *a, **k)
+
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", spy)
+    apply_lora_stack_to_diffusers(new, [(lora, "emo", 0.8)])
+    assert inits == []
+    rep = validate(lora, ShapeSpec.from_diffusers(old))
+    add_peft_adapter(old, _lora_config(lora, rep, None), "emo", _peft_state_dict(lora, rep), init_free=False)
+    assert inits  # the reference path does initialise every adapter first
+    old.set_adapters(["emo"], [0.8])
+    sd_new, sd_old = new.state_dict(), old.state_dict()
+    assert sd_new.keys() == sd_old.keys()
+    assert all(sd_new[k].dtype == sd_old[k].dtype and torch.equal(sd_new[k], sd_old[k]) for k in sd_new)
+    assert torch.equal(run(new, True), run(old, True))
+    a = new.blocks[0].attn1.to_q.lora_A["emo"].weight
+    assert a.dtype == torch.float32 and a.data_ptr() != lora.modules["blocks.0.self_attn.q"].down.data_ptr()
