@@ -15,6 +15,11 @@
    tokens) forward: without LoRA, with a rank-32 LoRA as an unfused peft adapter, and fused in fp32 (three
    copies timed in interleaved rounds; fastest round). Fused must be 1.00 x base within noise.
    Memory: "anonymous" counts real copies; "resident" adds the memory-mapped file pages the load touches.
+3. Putting the rank-32 14B LoRA into peft adapters on a transformer with the 14B block layout (dim 5120, ffn
+   13824, --peft-blocks blocks, bf16; the base weights are allocated but never written, only their shapes
+   matter): diffusers' ``add_adapter`` (every adapter initialised at random) + ``set_peft_model_state_dict``
+   ("before", the pack's old path) against the pack's init-free load (adapters created on the meta device, the
+   file's tensors assigned). Best of --repeats each, interleaved; the adapters must come out identical.
 """
 
 from __future__ import annotations
@@ -190,10 +195,48 @@ def bench_forward(steps: int) -> dict:
             "lora_effect_max_abs": float((outs["unfused"] - outs["base"]).abs().max())}
 
 
+def bench_peft_load(blocks: int, repeats: int) -> dict:
+    from diffusers import WanTransformer3DModel
+
+    from emovid_core.lora import ShapeSpec, validate
+    from emovid_core.lora.apply import _lora_config, _peft_state_dict, add_peft_adapter
+    from emovid_core.lora.testing import random_lora
+
+    v = get_variant("t2v-14b")
+    variant = Variant.custom(v.dim, v.ffn_dim, blocks, 16, name="bench14b")
+    cfg = wl.diffusers_transformer_config(variant, num_heads=v.num_heads, text_dim=4096)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("meta"):
+            model = WanTransformer3DModel(**cfg)
+    finally:
+        torch.set_default_dtype(default)
+    model = model.to_empty(device="cpu").eval()  # allocated, never written: the pages stay untouched
+    lora = random_lora(dim=v.dim, ffn=v.ffn_dim, layers=blocks, rank=RANK, alpha=RANK, dtype=torch.bfloat16,
+                       targets=list(wl.BLOCK_LINEARS_T2V))
+    rep = validate(lora, ShapeSpec.from_diffusers(model))
+    sd = _peft_state_dict(lora, rep)
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    weights = {}
+    for _ in range(repeats):
+        for mode in ("before", "after"):
+            t0 = time.perf_counter()
+            add_peft_adapter(model, _lora_config(lora, rep, None), "bench", sd, init_free=mode == "after")
+            times[mode].append(time.perf_counter() - t0)
+            weights[mode] = {k: p.detach().clone() for k, p in model.named_parameters() if ".lora_" in k}
+            model.delete_adapters("bench")
+    same = weights["before"].keys() == weights["after"].keys() and all(
+        torch.equal(weights["before"][k], weights["after"][k]) for k in weights["before"])
+    return {"blocks": blocks, "params": sum(t.numel() for t in sd.values()), "before_s": min(times["before"]),
+            "after_s": min(times["after"]), "identical": same}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=41)
+    ap.add_argument("--peft-blocks", type=int, default=40, help="blocks of the 14B-layout model for part 3 (40 = 14B)")
     ap.add_argument("--keep", default=None, help="write the synthetic LoRA here and keep it (default: a temp file)")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -228,6 +271,10 @@ def main() -> int:
           f"   (fused target 1.00 within noise; medians {f['median_unfused_ratio']:.2f} / {f['median_fused_ratio']:.2f})")
     print(f"fused vs unfused output          : max |diff| {f['fused_vs_unfused_max_abs']:.1e} "
           f"(the LoRA itself changes the output by up to {f['lora_effect_max_abs']:.1e})")
+    p = bench_peft_load(args.peft_blocks, args.repeats)
+    print(f"14B LoRA into peft adapters      : before (random init, then overwrite) {p['before_s'] * 1000:.0f} ms, "
+          f"after (init-free) {p['after_s'] * 1000:.0f} ms, ratio {p['after_s'] / p['before_s']:.2f}   "
+          f"({p['params']:,} adapter params, {p['blocks']} blocks of dim 5120; identical adapters: {p['identical']})")
     return 0
 
 

@@ -20,7 +20,7 @@ NO_EMOTION = "none"
 def _variants() -> list[str]:
     from emovid_core.wan.variants import shipped_variant_names
 
-    return ["auto"] + shipped_variant_names()
+    return ["auto"] + shipped_variant_names(loadable=True)
 
 
 class EmoVidWanLoader:

@@ -209,6 +209,25 @@ def _comfy_lora_patch(up: torch.Tensor, down: torch.Tensor, alpha: float):
     return adapter_cls(set(), (up, down, alpha, None, None, None))
 
 
+def _bare_params(lora: WanLora, report: ValidationReport, shapes: Mapping[str, Any]) -> list[str]:
+    """Applied modules whose delta lands on a bare parameter (``blocks.N.modulation``), not on ``<module>.weight``."""
+    return [n for n in report.applied if n in shapes and lora.modules[n].diff is not None]
+
+
+def _note_full_deltas(lora: WanLora, report: ValidationReport, bare: Sequence[str], how: str) -> None:
+    """Name every full-parameter delta in the report, block ranges folded: ``blocks.0-39.modulation``."""
+    if not bare:
+        return
+    groups: dict[str, set[int]] = {}
+    for n in bare:
+        idx = wl.block_index(n)
+        stem = n if idx is None else re.sub(r"^blocks\.\d+\.", "blocks.{}.", n)
+        groups.setdefault(stem, set()).add(-1 if idx is None else idx)
+    names = [stem if idx == {-1} else stem.format(_describe_blocks({i: 1.0 for i in idx}))
+             for stem, idx in sorted(groups.items())]
+    report.notes.append(f"full-parameter delta on {', '.join(names)} ({how})")
+
+
 def comfy_patches(lora: WanLora, report: ValidationReport, block_weights: Mapping[int, float] | None = None,
                   prefix: str = "diffusion_model.") -> list[tuple[float, dict[str, Any]]]:
     """ComfyUI patches for the applied modules as (block weight, patches) groups.
@@ -247,6 +266,7 @@ def apply_lora_stack_to_comfy(model, stack: Iterable[Any], strict: bool = False)
         lora = load_lora_cached(s.source)
         bw = parse_block_weights(s.blocks, shape_spec.num_blocks)
         rep = validate(lora, shape_spec, strict=strict, block_weights=bw)
+        _note_full_deltas(lora, rep, _bare_params(lora, rep, shape_spec.shapes), "a ComfyUI diff patch")
         plans.append((s, lora, bw, rep))
     out = model.clone()
     for s, lora, bw, rep in plans:
@@ -302,6 +322,45 @@ def _lora_config(lora: WanLora, report: ValidationReport, block_weights):
     )
 
 
+def add_peft_adapter(transformer, config, name: str, sd: Mapping[str, torch.Tensor], label: str = "LoRA",
+                     init_free: bool = True) -> None:
+    """Add the peft adapter ``name`` holding exactly the tensors of ``sd`` (diffusers names, lora_A/lora_B).
+
+    ``init_free`` (the default): the adapter layers are created on the meta device (peft's ``low_cpu_mem_usage``)
+    and the file's tensors are assigned to them, so nothing is initialised at random only to be overwritten
+    (diffusers' ``add_adapter`` + ``set_peft_model_state_dict`` spends ~1-2 s on that for a 14B LoRA). The tensors
+    are copied once into the base layer's dtype and device first -- what the copying load did -- so an adapter
+    never shares storage with the cached :class:`WanLora`. ``init_free=False`` is that old path, kept as the
+    reference the benchmark and the identity test compare with.
+    """
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
+
+    with warnings.catch_warnings():  # peft warns on every second adapter; several named adapters is the point
+        warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+        if not init_free:
+            transformer.add_adapter(config, adapter_name=name)
+            result = set_peft_model_state_dict(transformer, dict(sd), adapter_name=name)
+        else:
+            params = dict(transformer.named_parameters())
+            placed = {}
+            for k, v in sd.items():
+                stem = k.rsplit(".lora_", 1)[0]
+                base = params.get(f"{stem}.weight", params.get(f"{stem}.base_layer.weight"))
+                placed[k] = v.to(device=base.device, dtype=base.dtype, copy=True) if base is not None else v.clone()
+            if name in (getattr(transformer, "peft_config", None) or {}):
+                raise ValueError(f"Adapter with name {name} already exists. Please use a different name.")
+            transformer._hf_peft_config_loaded = True  # what diffusers' add_adapter records
+            config.base_model_name_or_path = None
+            inject_adapter_in_model(config, transformer, adapter_name=name, low_cpu_mem_usage=True)
+            result = set_peft_model_state_dict(transformer, placed, adapter_name=name, low_cpu_mem_usage=True)
+            on_meta = [n for n, p in transformer.named_parameters() if p.is_meta and f".{name}." in n]
+            if on_meta:  # a layer the state dict did not fill would stay without data
+                raise LoraError(f"{label}: peft left {len(on_meta)} adapter tensor(s) without data, such as {on_meta[0]!r}")
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    if unexpected:
+        raise LoraError(f"{label}: peft did not place {len(unexpected)} tensor(s) such as {unexpected[0]!r}")
+
+
 def _source_key(lora: WanLora, bw) -> tuple:
     src = str(Path(lora.path).resolve()) if lora.path is not None else f"memory:{id(lora)}"
     return (src, lora.num_file_keys, None if bw is None else tuple(sorted(bw.items())))
@@ -314,11 +373,11 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
     reused (only its weight changes, no reload), another file under that name replaces it. Adapters not in the
     stack stay loaded but inactive; an empty stack turns LoRA off. Strength 0 gives exactly the base output.
     ``fuse=True`` merges the active adapters into the base weights in float32 (exact W + s*(alpha/r)*B@A, cast
-    once) and unloads all adapter layers. Full-weight (.diff/.diff_b) deltas apply only when fusing.
+    once) and unloads all adapter layers. Full-weight (.diff/.diff_b) deltas on a layer's weight apply only when
+    fusing (a peft adapter holds low-rank pairs only); a delta on a bare parameter (``blocks.N.modulation``, which
+    lightx2v's ``diff_m`` carries) is merged in float32 unfused too and restored exactly on the next call.
     The report's ``active``/``weights`` list what is now active.
     """
-    from peft import set_peft_model_state_dict
-
     specs = [LoraSpec.coerce(s) for s in stack]
     shape_spec = ShapeSpec.from_diffusers(transformer)
     if shape_spec.dim is None:
@@ -326,7 +385,9 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
                          "pipeline's WanTransformer3DModel (pipe.transformer)")
     report = StackReport(shape_spec.describe())
     loaded_sources: dict = transformer.__dict__.setdefault("_emovid_lora_sources", {})
-    existing = set(getattr(transformer, "peft_config", {}) or {})
+    # Per adapter name: (diffusers parameter, block weight, delta) of its bare-parameter deltas (no peft layer).
+    bare_deltas: dict = transformer.__dict__.setdefault("_emovid_bare_deltas", {})
+    existing = set(getattr(transformer, "peft_config", {}) or {}) | set(bare_deltas)
     for gone in set(loaded_sources) - existing:  # adapters deleted by someone else
         loaded_sources.pop(gone)
     used: set[str] = set()
@@ -341,41 +402,49 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
         lora = load_lora_cached(s.source)
         bw = parse_block_weights(s.blocks, shape_spec.num_blocks)
         rep = validate(lora, shape_spec, strict=strict, block_weights=bw)
+        bare = _bare_params(lora, rep, shape_spec.shapes)
         for n in list(rep.applied):
             m = lora.modules[n]
-            if not fuse and (m.diff is not None or m.diff_b is not None):
-                rep.skipped[n] = "full-weight delta (.diff/.diff_b): applied only with fuse=True"
+            if not fuse and n not in bare and (m.diff is not None or m.diff_b is not None):
+                rep.skipped[n] = (f"full-weight delta (.diff/.diff_b) on {n}.weight: peft adapters hold low-rank "
+                                  "pairs only; apply this LoRA with fuse=True")
                 rep.applied.remove(n)
+        _note_full_deltas(lora, rep, bare, "merged in float32" if fuse else
+                          "merged into the parameter in float32; the original is restored exactly on the next stack change")
         if strict and rep.skipped:
             raise LoraError("strict mode: " + str(rep))
         plans.append((s, lora, bw, rep))
-    names, weights = [], []
+    names, weights, bare_active = [], [], []
+    peft_names = set(getattr(transformer, "peft_config", {}) or {})
     for s, lora, bw, rep in plans:
         if lora is None:
             used.add(s.name)
             report.entries.append(AppliedLora(s.name, float(s.strength), None, rep, None))
-            names.append(s.name)
-            weights.append(float(s.strength))
+            bare_active.append((s.name, float(s.strength)))
+            if s.name in peft_names:
+                names.append(s.name)
+                weights.append(float(s.strength))
             continue
         name = _adapter_name(s, lora, used)
         report.entries.append(AppliedLora(name, float(s.strength), lora, rep, bw))
         key = _source_key(lora, bw)
+        bare_active.append((name, float(s.strength)))
         if name in existing and loaded_sources.get(name) == key:
             rep.notes.append(f"adapter {name!r} already loaded: weight changed only")
+            if name not in peft_names:
+                continue
         else:
+            bare_deltas[name] = [(wl.original_to_diffusers(n), _module_weight(n, bw), lora.modules[n].diff)
+                                 for n in _bare_params(lora, rep, shape_spec.shapes)]
+            loaded_sources[name] = key
             config = _lora_config(lora, rep, bw)
+            if name in peft_names:
+                transformer.delete_adapters(name)
+                peft_names.discard(name)
+                rep.notes.append(f"adapter {name!r} replaced")
             if config is None:
                 continue
-            if name in existing:
-                transformer.delete_adapters(name)
-                rep.notes.append(f"adapter {name!r} replaced")
-            with warnings.catch_warnings():  # peft warns on every second adapter; several named adapters is the point
-                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-                transformer.add_adapter(config, adapter_name=name)
-            result = set_peft_model_state_dict(transformer, _peft_state_dict(lora, rep), adapter_name=name)
-            unexpected = list(getattr(result, "unexpected_keys", []) or [])
-            if unexpected:
-                raise LoraError(f"{lora.name}: peft did not place {len(unexpected)} tensor(s) such as {unexpected[0]!r}")
+            add_peft_adapter(transformer, config, name, _peft_state_dict(lora, rep), lora.name)
             loaded_sources[name] = key
         names.append(name)
         weights.append(float(s.strength))
@@ -384,14 +453,18 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
         transformer.set_adapters(names, weights)
     elif getattr(transformer, "peft_config", None):
         transformer.disable_lora()
-    report.active, report.weights = list(names), list(weights)
+    # Active: every entry, also one whose only deltas are bare parameters (it has no peft adapter to activate).
+    report.active, report.weights = [n for n, _ in bare_active], [w for _, w in bare_active]
+    _restore_bare_params(transformer)  # exact undo of the deltas the last call merged
+    _merge_bare_params(transformer, [(bare_deltas.get(n, []), w) for n, w in bare_active], keep_undo=not fuse)
     if fuse:
         _fuse_float32(transformer, plans, report)
+        bare_deltas.clear()
         loaded_sources.clear()
         transformer.__dict__["_emovid_lora_active"] = []
-        transformer.__dict__.setdefault("_emovid_lora_fused", []).extend(zip(names, weights))
+        transformer.__dict__.setdefault("_emovid_lora_fused", []).extend(bare_active)
     else:
-        transformer.__dict__["_emovid_lora_active"] = list(zip(names, weights))
+        transformer.__dict__["_emovid_lora_active"] = list(bare_active)
     return report
 
 
@@ -403,6 +476,38 @@ def active_diffusers_loras(transformer) -> list[tuple[str, float]]:
 def fused_diffusers_loras(transformer) -> list[tuple[str, float]]:
     """(adapter name, strength) pairs already merged into ``transformer``'s base weights by ``fuse=True``."""
     return list(transformer.__dict__.get("_emovid_lora_fused", []))
+
+
+@torch.no_grad()
+def _restore_bare_params(transformer) -> None:
+    originals = transformer.__dict__.pop("_emovid_bare_originals", {})
+    params = dict(transformer.named_parameters())
+    for pname, orig in originals.items():
+        params[pname].data.copy_(orig)
+
+
+@torch.no_grad()
+def _merge_bare_params(transformer, active: Sequence[tuple[list, float]], keep_undo: bool) -> None:
+    """Add every active bare-parameter delta (``blocks.N.scale_shift_table``) in float32, cast once per parameter.
+
+    peft has no adapter layer for a bare parameter, so the delta is merged; with ``keep_undo`` the original tensor
+    (6 x dim floats per block) is kept so the next call restores it bit for bit before merging the new stack.
+    """
+    total: dict[str, torch.Tensor] = {}
+    for deltas, strength in active:
+        for pname, bw, delta in deltas:
+            if strength * bw == 0:
+                continue
+            d = (strength * bw) * delta.to(torch.float32)
+            total[pname] = total[pname] + d if pname in total else d
+    if not total:
+        return
+    params = dict(transformer.named_parameters())
+    originals = transformer.__dict__.setdefault("_emovid_bare_originals", {}) if keep_undo else {}
+    for pname, d in total.items():
+        p = params[pname]
+        originals[pname] = p.data.clone()
+        p.data.copy_((p.data.to(torch.float32) + d.reshape(p.shape)).to(p.dtype))
 
 
 @torch.no_grad()
@@ -431,20 +536,21 @@ def _fuse_float32(transformer, plans, report: StackReport) -> None:
     report.fused = True
     # Full deltas have no peft layer: add them straight into the weights, still in fp32.
     params = dict(transformer.named_parameters())
+    params_orig = {wl.diffusers_to_original(k) for k in params}
     n_full = 0
     for s, lora, bw, rep in plans:
         if lora is None:
             continue
         for name in rep.applied:
             m = lora.modules[name]
+            if name in params_orig:  # bare parameter: merged by _merge_bare_params
+                continue
             w = float(s.strength) * _module_weight(name, bw)
             for delta, suffix in ((m.diff, ".weight"), (m.diff_b, ".bias")):
                 if delta is None:
                     continue
                 dname = wl.original_to_diffusers(name + suffix)
-                p = params.get(dname)
-                if p is None:
-                    continue
+                p = params[dname]  # validate() checked that the model has it
                 p.data.copy_((p.data.to(torch.float32) + w * delta.to(torch.float32).reshape(p.shape)).to(p.dtype))
                 n_full += 1
     report.notes.append(f"fused in float32 into {merged} layer(s)" + (f" plus {n_full} full delta(s)" if n_full else "")

@@ -7,10 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..wan import dit_keys as wl
-from ..wan.variants import width_name
 from .formats import FORMATS, METADATA_KEY, describe_non_finite
 from .model import WanLora
-from .validate import lora_width
+from .validate import lora_trained_for, lora_width
 
 # Header keys worth showing (trainer identity and settings); others are counted, not printed.
 _INTERESTING_PREFIXES = ("ss_", "modelspec.", "training", "trainer", "format", "emovid_", "base_model", "network_",
@@ -97,7 +96,7 @@ def inspect_lora(lora: WanLora) -> LoraInfo:
     low = [m for m in mods if m.has_lowrank]
     width = lora_width(lora)
     i2v = any(wl.is_i2v_only(m.name) for m in mods)
-    arch = width_name(width) if width else "unknown width (no attention/FFN modules)"
+    arch = lora_trained_for(lora, width)
     arch += ", I2V (has image cross-attention keys)" if i2v else ", T2V or I2V (no image cross-attention keys)"
     order = {k: i for i, k in enumerate(wl.BLOCK_ORIGINAL_TO_DIFFUSERS)}
     targets = sorted({_relative(m.name) for m in mods}, key=lambda t: (order.get(t, 999), t))

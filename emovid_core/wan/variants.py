@@ -1,7 +1,9 @@
 """THE Wan variant table: one row per released model, used by loading, detection and LoRA validation alike.
 
 Rows live in ``emovid_core/data/wan/variants.json`` (shape numbers, names, defaults) next to the configs of the
-released models (T2V 1.3B, T2V 14B, I2V 14B 480P/720P), so loading never asks a hub for a config. Everything that
+released models (T2V 1.3B, T2V 14B, I2V 14B 480P/720P), so loading never asks a hub for a config. The Wan2.2
+rows (A14B high-/low-noise experts, TI2V-5B) have no config folder: they are detected and LoRAs are checked
+against them, but no pipeline is built (:attr:`Variant.loadable`). Everything that
 needs a variant's facts reads a :class:`Variant`: the loader (:func:`match_variant`), LoRA validation
 (``ShapeSpec.from_variant`` -> :meth:`Variant.param_shapes`), ``emovid lora inspect --check`` and the width names in
 messages (:func:`width_name`). A new model generation (Wan2.2 A14B experts, TI2V-5B) is new rows: ``generation``,
@@ -57,7 +59,21 @@ class Variant:
     hf_repo: str = ""
     tiny: bool = False
 
+    @property
+    def loadable(self) -> bool:
+        """The pack can build this variant's pipeline (it ships its transformer config); Wan2.2 rows are detected
+        and checked against LoRAs only."""
+        return "transformer" in self.config_dirs
+
+    @property
+    def expert_name(self) -> str:
+        """``high-noise`` / ``low-noise`` for a two-expert model's row, else ''."""
+        return self.expert.replace("_", "-")
+
     def config_dir(self, component: str) -> Path:
+        if not self.loadable and self.generation != "Wan2.1":
+            raise ValueError(f"{self.label} ({self.name}) is recognised, but the pack builds Wan2.1 pipelines only: "
+                             "it detects Wan2.2 models and checks LoRAs against them; load a Wan2.1 model to generate")
         if component not in self.config_dirs:
             raise KeyError(f"variant {self.name!r} has no {component} config")
         folder = self.config_dirs[component]
@@ -67,7 +83,8 @@ class Variant:
         return json.loads((self.config_dir(component) / CONFIG_FILES[component]).read_text())
 
     def describe_shapes(self) -> str:
-        return f"dim {self.dim}, in_dim {self.in_dim}, ffn_dim {self.ffn_dim}, {self.num_layers} layers"
+        out = "" if self.out_dim == dit_keys.OUT_DIM else f", out_dim {self.out_dim}"
+        return f"dim {self.dim}, in_dim {self.in_dim}, ffn_dim {self.ffn_dim}, {self.num_layers} layers{out}"
 
     @property
     def i2v(self) -> bool:
@@ -109,14 +126,16 @@ def _shipped() -> dict[str, Variant]:
     for name, v in table.items():
         dirs = {c: DATA_DIR / c for c in CONFIG_FILES if c != "transformer"}
         dirs["transformer"] = DATA_DIR / "transformer" / name
-        if v["kind"] != "i2v":
+        if not dirs["transformer"].is_dir():  # a row the pack detects but does not load (Wan2.2)
+            dirs = {}
+        elif v["kind"] != "i2v":
             dirs.pop("image_encoder")
             dirs.pop("image_processor")
         out[name] = Variant(
             name=name, kind=v["kind"], label=v["label"], dim=v["dim"], in_dim=v["in_dim"], ffn_dim=v["ffn_dim"],
             num_layers=v["num_layers"], out_dim=v.get("out_dim", dit_keys.OUT_DIM), image_branch=v.get("image_branch"),
             generation=v["generation"], size=v["size"], expert=v.get("expert", ""), aliases=tuple(v.get("aliases", ())),
-            defaults=dict(v["defaults"]), config_dirs=dirs, comfy_file=v.get("comfy_file", ""),
+            defaults=dict(v.get("defaults", {})), config_dirs=dirs, comfy_file=v.get("comfy_file", ""),
             hf_repo=v.get("hf_repo", ""),
         )
     return out
@@ -127,8 +146,9 @@ def register_variant(variant: Variant) -> None:
     _EXTRA[variant.name] = variant
 
 
-def shipped_variant_names() -> list[str]:
-    return list(_shipped())
+def shipped_variant_names(loadable: bool = False) -> list[str]:
+    """The table's rows; ``loadable=True``: only those the pack can build a pipeline for (the loader's choices)."""
+    return [n for n, v in _shipped().items() if v.loadable or not loadable]
 
 
 def all_variants() -> dict[str, Variant]:
@@ -185,6 +205,7 @@ class TransformerArch:
 
     def describe(self) -> str:
         s = f"dim {self.dim}, in_dim {self.in_dim}, ffn_dim {self.ffn_dim}, {self.num_layers} layers"
+        s += f", out_dim {self.out_dim}" if self.out_dim not in (0, dit_keys.OUT_DIM) else ""
         s += ", image branch (img_emb)" if self.has_image_branch else ", no image branch"
         return s
 
@@ -218,7 +239,7 @@ def transformer_arch(shapes: dict[str, list], source: str = "the transformer fil
     if "img_emb.emb_pos" in s or "condition_embedder.image_embedder.pos_embed" in s:
         extras.append("FLF2V (img_emb.emb_pos)")
     if out_rows and out_rows // 4 not in {v.out_dim for v in all_variants().values()}:
-        extras.append(f"out_dim {out_rows // 4} (Wan2.1 has 16; 48 means Wan2.2 5B)")
+        extras.append(f"out_dim {out_rows // 4} (Wan2.1 and Wan2.2 A14B have 16, Wan2.2 TI2V-5B 48)")
     if any(k.startswith(("face_adapter", "motion_encoder", "audio", "control_adapter")) for k in s):
         extras.append("Animate/S2V/camera adapters")
     return TransformerArch(
@@ -230,7 +251,9 @@ def transformer_arch(shapes: dict[str, list], source: str = "the transformer fil
 def match_variant(arch: TransformerArch, requested: str = "auto", source: str = "the transformer file") -> Variant:
     """The variant whose transformer matches ``arch``; ``requested`` (a name) is checked instead of guessed.
 
-    720P and 480P I2V share one architecture: auto-detection returns 480P (only the default size differs).
+    720P and 480P I2V share one architecture: auto-detection returns 480P (only the default size differs). Wan2.2
+    T2V A14B's experts have Wan2.1 T2V 14B's shapes exactly: auto-detection returns the first row (Wan2.1), a name
+    (``t2v-a14b-low-noise``) says which expert it is.
     """
     if arch.extras:
         raise ValueError(
@@ -240,8 +263,9 @@ def match_variant(arch: TransformerArch, requested: str = "auto", source: str = 
     variants = all_variants()
 
     def fits(v: Variant) -> bool:
+        # The image branch tells Wan2.1 I2V (CLIP img_emb + k_img/v_img) from Wan2.2 I2V A14B (none), same blocks.
         return (v.dim, v.in_dim, v.ffn_dim, v.num_layers) == (arch.dim, arch.in_dim, arch.ffn_dim, arch.num_layers) and (
-            v.kind == arch.kind) and arch.out_dim in (0, v.out_dim)
+            v.kind == arch.kind) and arch.out_dim in (0, v.out_dim) and v.has_image_branch == arch.has_image_branch
 
     if requested and requested != "auto":
         v = get_variant(requested)
@@ -255,7 +279,7 @@ def match_variant(arch: TransformerArch, requested: str = "auto", source: str = 
         if fits(v):
             return v
     known = "; ".join(f"{n}: {v.describe_shapes()}" for n, v in variants.items())
-    raise ValueError(f"{source} has {arch.describe()}, which matches no known Wan2.1 variant ({known})")
+    raise ValueError(f"{source} has {arch.describe()}, which matches no known Wan variant ({known})")
 
 
 def detect_variant(shapes: Mapping[str, tuple[int, ...]], source: str = "the transformer") -> Variant:

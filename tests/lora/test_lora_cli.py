@@ -30,7 +30,7 @@ def test_inspect_text_and_json(diffsynth_file, capsys):
     assert "blocks: 2 (0-1)" in out and "metadata trainer: DiffSynth-Studio" in out
     assert cli.main(["lora", "inspect", str(path), "--check", "t2v-14B"]) == 2  # width mismatch
     captured = capsys.readouterr()
-    assert "custom width 128" in captured.err and "Wan2.1 14B (dim 5120)" in captured.err
+    assert "custom width 128" in captured.err and "Wan2.1 T2V 14B (dim 5120)" in captured.err
     assert "rank: 4" in captured.out  # the file is still described
     assert cli.main(["lora", "inspect", str(path), "--json", "--check", "t2v-14B"]) == 2
     assert "Wan2.1 14B" in json.loads(capsys.readouterr().out)["validation"]["error"]

@@ -104,7 +104,7 @@ def test_wrong_width_is_one_clear_error_before_patching(model):
     lora = random_lora(dim=256, ffn=512, seed=7)
     with pytest.raises(LoraMismatchError, match="custom width 256.*custom width 128"):
         apply_lora_stack_to_comfy(model, [lora])
-    with pytest.raises(LoraMismatchError, match=r"Wan2.1 1.3B \(dim 1536\).*Wan2.1 14B \(dim 5120\)"):
+    with pytest.raises(LoraMismatchError, match=r"Wan2.1 T2V 1.3B \(dim 1536\).*Wan2.1 T2V 14B \(dim 5120\)"):
         validate(random_lora(dim=1536, ffn=8960, layers=1, rank=2, targets=["self_attn.q"]), ShapeSpec.from_variant("t2v-14B"))
     assert not model.patches
 

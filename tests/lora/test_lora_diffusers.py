@@ -180,3 +180,90 @@ def test_pipeline_node_chains_adapters(pack_nodes, loras_dir):
     for k, v in expected_diffusers_weights(base, emo, 0.8).items():
         torch.testing.assert_close(sd[k], v, rtol=0, atol=1e-6)
     assert not torch.allclose(y_both, y_base)
+
+
+def test_diff_m_modulation_delta_on_the_diffusers_transformer(tmp_path):
+    """A hand-made lightx2v-style file: ``blocks.1.diff_m`` lands on ``blocks.1.scale_shift_table`` unfused (merged,
+    undone exactly on the next call) and fused; the report names it; a ``.diff`` on a layer weight unfused is refused."""
+    from safetensors.torch import save_file
+
+    model = make_transformer(False)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(5)
+    dm = torch.randn(1, 6, 128, generator=g)
+    down, up = torch.randn(4, 128, generator=g) * 0.1, torch.randn(128, 4, generator=g) * 0.1
+    path = tmp_path / "lightx2v_style.safetensors"
+    save_file({"diffusion_model.blocks.1.diff_m": dm,
+               "diffusion_model.blocks.0.self_attn.q.lora_down.weight": down,
+               "diffusion_model.blocks.0.self_attn.q.lora_up.weight": up,
+               "diffusion_model.blocks.0.self_attn.q.alpha": torch.tensor(4.0)}, str(path))
+    sst = "blocks.1.scale_shift_table"
+
+    report = apply_lora_stack_to_diffusers(model, [(path, "distill", 0.7)])
+    entry = report.entries[0].report
+    assert entry.ok and sorted(entry.applied) == ["blocks.0.self_attn.q", "blocks.1.modulation"]
+    assert "full-parameter delta on blocks.1.modulation" in str(report)
+    assert active_diffusers_loras(model) == [("distill", 0.7)]
+    torch.testing.assert_close(model.state_dict()[sst], base[sst] + 0.7 * dm, rtol=0, atol=1e-6)
+    assert torch.equal(model.state_dict()["blocks.0.scale_shift_table"], base["blocks.0.scale_shift_table"])
+
+    apply_lora_stack_to_diffusers(model, [(None, "distill", 0.3)])  # strength change: restored, then merged again
+    torch.testing.assert_close(model.state_dict()[sst], base[sst] + 0.3 * dm, rtol=0, atol=1e-6)
+    apply_lora_stack_to_diffusers(model, [])  # LoRA off: the parameter is the original, bit for bit
+    assert torch.equal(model.state_dict()[sst], base[sst])
+
+    report = apply_lora_stack_to_diffusers(model, [(path, "distill", 0.5)], fuse=True)
+    sd = model.state_dict()
+    torch.testing.assert_close(sd[sst], base[sst] + 0.5 * dm, rtol=0, atol=1e-6)
+    want_q = (base["blocks.0.attn1.to_q.weight"] + 0.5 * (4.0 / 4) * (up @ down))
+    torch.testing.assert_close(sd["blocks.0.attn1.to_q.weight"], want_q, rtol=0, atol=1e-6)
+    assert "full-parameter delta on blocks.1.modulation" in str(report)
+
+    # A full delta on a layer's weight has no peft layer to live in: refused unfused, with the module and the option.
+    wpath = tmp_path / "full_weight.safetensors"
+    save_file({"diffusion_model.blocks.0.self_attn.k.diff": torch.randn(128, 128, generator=g)}, str(wpath))
+    rep = apply_lora_stack_to_diffusers(make_transformer(False), [(wpath, None, 1.0)]).entries[0].report
+    assert rep.applied == [] and "blocks.0.self_attn.k.weight" in rep.skipped["blocks.0.self_attn.k"]
+    assert "fuse=True" in rep.skipped["blocks.0.self_attn.k"]
+
+
+def test_many_modulation_deltas_are_named_as_one_block_range(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "all_blocks.safetensors"
+    save_file({f"blocks.{i}.diff_m": torch.full((1, 6, 128), 0.01) for i in range(2)}, str(path))
+    report = apply_lora_stack_to_diffusers(make_transformer(False), [(path, None, 1.0)])
+    assert "full-parameter delta on blocks.0-1.modulation" in str(report)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_adapters_load_without_random_init_and_equal_the_initialising_load(monkeypatch, dtype):
+    """#17 item 5: no adapter tensor is initialised at random; the result equals diffusers' add_adapter (random init)
+    + set_peft_model_state_dict bit for bit, and the adapter never shares storage with the (cached) LoRA."""
+    from emovid_core.lora import ShapeSpec, validate
+    from emovid_core.lora.apply import _lora_config, _peft_state_dict, add_peft_adapter
+
+    lora = random_lora(i2v=True, rank=4, alpha=8.0, seed=3, dtype=dtype)
+    lora.modules["blocks.1.ffn.0"].alpha = 3.0  # an alpha pattern too
+    new, old = make_transformer(True), make_transformer(True)
+    inits = []
+    real = torch.nn.init.kaiming_uniform_
+
+    def spy(t, *a, **k):
+        if not t.is_meta:
+            inits.append(tuple(t.shape))
+        return real(t, *a, **k)
+
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", spy)
+    apply_lora_stack_to_diffusers(new, [(lora, "emo", 0.8)])
+    assert inits == []
+    rep = validate(lora, ShapeSpec.from_diffusers(old))
+    add_peft_adapter(old, _lora_config(lora, rep, None), "emo", _peft_state_dict(lora, rep), init_free=False)
+    assert inits  # the reference path does initialise every adapter first
+    old.set_adapters(["emo"], [0.8])
+    sd_new, sd_old = new.state_dict(), old.state_dict()
+    assert sd_new.keys() == sd_old.keys()
+    assert all(sd_new[k].dtype == sd_old[k].dtype and torch.equal(sd_new[k], sd_old[k]) for k in sd_new)
+    assert torch.equal(run(new, True), run(old, True))
+    a = new.blocks[0].attn1.to_q.lora_A["emo"].weight
+    assert a.dtype == torch.float32 and a.data_ptr() != lora.modules["blocks.0.self_attn.q"].down.data_ptr()

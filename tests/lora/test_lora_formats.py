@@ -224,7 +224,7 @@ def test_inspect_reports_architecture(tmp_path):
     assert "ss_output_name: emo_anger" in text and "rank: 2" in text
     custom = inspect_lora(random_lora(dim=256, ffn=512, layers=3))
     assert custom.architecture.startswith("custom width 256") and custom.block_count == 3 and not custom.i2v
-    assert width_name(5120) == "Wan2.1 14B (dim 5120)"
+    assert width_name(5120) == "Wan2.1 14B / Wan2.2 A14B (dim 5120)"
 
 
 def _hand_made_file(tmp_path, name, tensors):
