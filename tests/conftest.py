@@ -76,3 +76,15 @@ def indexed_root(sample_root, tmp_path_factory):
         shutil.copytree(sample_root, root, dirs_exist_ok=True)
         index_dataset(root, workers=1, progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models are overhead-bound: one torch thread is faster, and far steadier on a shared 2-core machine.
+    Use it per module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``); the count is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

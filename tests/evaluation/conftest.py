@@ -55,14 +55,8 @@ def write_planted(root, seed: int = 0, train: int = PLANTED_TRAIN_PER_CELL, test
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared 2-core box: one thread is faster and steadier."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every evaluation module runs its tiny models on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

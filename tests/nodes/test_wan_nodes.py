@@ -10,14 +10,8 @@ import torch
 from emovid_core.host.graph import NodeExecutionError, run_workflow
 from emovid_core.video_io import probe, read_frames
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _env():
-    # The tiny models are built in the session's test cache (conftest), never in ~/.cache.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster and steadier on a shared machine
-    yield
-    torch.set_num_threads(before)
+# The tiny models are built in the session's test cache (conftest), never in ~/.cache.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _loader(source="tiny-t2v", **kw):

@@ -23,13 +23,7 @@ from emovid_core.wan.variants import DATA_DIR, get_variant, match_variant, trans
 CAPTION = "A man walks his dog along a beach."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models are overhead-bound: one thread is faster, and far steadier on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
