@@ -12,6 +12,7 @@ go up through ``POST /upload/image``. Only the standard library plus ``websocket
 
 from __future__ import annotations
 
+import errno
 import http.client
 import io
 import json
@@ -247,6 +248,52 @@ def _saving(dest: Path):
         raise DownloadFailed(str(write_error(dest, exc))) from None
 
 
+class _FileBody:
+    """A request body of ``head``, the file's bytes and ``tail``, streamed in blocks (a video upload is never held
+    in memory). Iterating again starts again, so a request retried after a refused connection sends it whole."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, head: bytes, path: Path, tail: bytes):
+        self.head, self.path, self.tail = head, path, tail
+        self.size = path.stat().st_size
+
+    def __len__(self) -> int:
+        return len(self.head) + self.size + len(self.tail)
+
+    def __iter__(self):
+        yield self.head
+        sent = 0
+        with open(self.path, "rb") as fh:
+            while block := fh.read(self.BLOCK):
+                sent += len(block)
+                yield block
+        if sent != self.size:  # the server would read a body of the wrong length
+            raise OSError(f"{self.path} changed size while it was uploaded ({self.size} -> {sent} bytes)")
+        yield self.tail
+
+
+def _place(part: Path, dest: Path, replace: bool) -> Path:
+    """Move the finished ``part`` to ``dest``; without ``replace`` never over an existing file (see ``download``)."""
+    if replace:
+        os.replace(part, dest)
+        return dest
+    for n in range(10000):
+        cand = dest if n == 0 else dest.with_name(f"{dest.stem}-{n}{dest.suffix}")
+        try:
+            os.link(part, cand)  # fails if cand exists: no window in which another writer's file is replaced
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: check, then rename
+            if os.path.lexists(cand):
+                continue
+            os.replace(part, cand)
+            return cand
+        part.unlink()
+        return cand
+    raise OSError(errno.EEXIST, f"no free name next to {dest}")
+
+
 class ComfyClient:
     """A small client for one ComfyUI server. Every method raises :class:`QueueError` subclasses on failure.
 
@@ -296,7 +343,7 @@ class ComfyClient:
                                  "for long jobs)")
         return PromptTimeout(f"{what}: no answer from {self.server} for {seconds:g} s; the server is busy or stuck")
 
-    def _open(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    def _open(self, method: str, path: str, body: bytes | _FileBody | None = None, headers: dict | None = None):
         """The server's response (HTTP errors included), after connect retries; the caller closes it.
 
         Only a refused connection is retried for every method (nothing reached the server). A connection dropped
@@ -376,7 +423,7 @@ class ComfyClient:
             raise BadResponse(f"{url}: the body was cut short after {_size(n)} of {_size(expected)}")
         return n
 
-    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+    def _request(self, method: str, path: str, body: bytes | _FileBody | None = None, headers: dict | None = None,
                  limit: int = JSON_LIMIT) -> tuple[int, bytes]:
         resp = self._open(method, path, body, headers)
         with resp:
@@ -384,7 +431,7 @@ class ComfyClient:
             self._read_body(resp, self.server + path, buf.write, limit, BadResponse)
             return resp.status, buf.getvalue()
 
-    def _json(self, method: str, path: str, payload: Any = None, body: bytes | None = None,
+    def _json(self, method: str, path: str, payload: Any = None, body: bytes | _FileBody | None = None,
               headers: dict | None = None) -> tuple[int, Any]:
         if payload is not None:
             body, headers = json.dumps(payload).encode(), {"Content-Type": "application/json"}
@@ -446,8 +493,13 @@ class ComfyClient:
             raise QueueError(f"downloading {filename!r} (subfolder {subfolder!r}, type {type!r}) failed: HTTP {status}")
         return raw
 
-    def download(self, filename: str, subfolder: str, type: str, dest: str | Path) -> Path:
-        """Stream one output file to ``dest`` through ``dest.part`` (renamed on success, removed on any failure)."""
+    def download(self, filename: str, subfolder: str, type: str, dest: str | Path, *, replace: bool = False) -> Path:
+        """Stream one output file to ``dest`` through ``dest.part`` (renamed on success, removed on any failure).
+
+        An existing ``dest`` is replaced only with ``replace``; otherwise the file is saved beside it under the
+        first free name ``NAME-1.EXT``, ``NAME-2.EXT``, ... and that path is returned. A server's file counter
+        starts again after a restart, so the same name from two runs is usually two different files.
+        """
         dest = Path(dest)
         q = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder or "", "type": type or "output"})
         url = f"{self.server}/view?{q}"
@@ -469,7 +521,7 @@ class ComfyClient:
             with fh:
                 self._read_body(resp, url, write, self.max_download, DownloadFailed)
             with _saving(dest):
-                os.replace(part, dest)
+                dest = _place(part, dest, replace)
         finally:
             resp.close()
             if part.exists():
@@ -483,14 +535,15 @@ class ComfyClient:
             raise FileNotFoundError(f"--upload {str(path)!r}: no such file")
         boundary = uuid.uuid4().hex
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        parts = []
-        for key, val in (("subfolder", subfolder), ("type", type), ("overwrite", "true" if overwrite else "false")):
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{val}\r\n'.encode())
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{path.name}"\r\n'
-                     f"Content-Type: {ctype}\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
-        parts.append(f"--{boundary}--\r\n".encode())
-        status, info = self._json("POST", "/upload/image", body=b"".join(parts),
-                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        head = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{val}\r\n'.encode()
+                        for key, val in (("subfolder", subfolder), ("type", type),
+                                         ("overwrite", "true" if overwrite else "false")))
+        head += (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{path.name}"\r\n'
+                 f"Content-Type: {ctype}\r\n\r\n").encode()
+        body = _FileBody(head, path, f"\r\n--{boundary}--\r\n".encode())
+        status, info = self._json("POST", "/upload/image", body=body,
+                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                                           "Content-Length": str(len(body))})
         if status != 200:
             raise QueueError(f"uploading {str(path)!r} failed: HTTP {status}: {str(info)[:300]}")
         where = f"POST {self.server}/upload/image"
@@ -654,11 +707,12 @@ class ComfyClient:
         return entry
 
     # ---------------------------------------------------------------- outputs
-    def download_outputs(self, outputs: dict, out_dir: str | Path) -> list[Path]:
+    def download_outputs(self, outputs: dict, out_dir: str | Path, *, replace: bool = False) -> list[Path]:
         """Fetch every file an output node reported (images, gifs, videos, ...) into ``out_dir``.
 
         Files keep the server's subfolder; temp files (previews) go under ``temp/``. Each is streamed to disk
-        (:meth:`download`): at most ``max_download`` bytes, never held in memory.
+        (:meth:`download`): at most ``max_download`` bytes, never held in memory. Existing files are kept unless
+        ``replace`` (the new one gets a free name; compare the returned paths with the server's names).
         """
         out_dir = Path(out_dir)
         files: list[Path] = []
@@ -678,7 +732,11 @@ class ComfyClient:
                     seen.add(key)
                     rel = _safe_rel(item.get("subfolder", ""), item["filename"])
                     dest = out_dir / (Path("temp") / rel if kind == "temp" else rel)
-                    files.append(self.download(item["filename"], item.get("subfolder", ""), kind, dest))
+                    got = self.download(item["filename"], item.get("subfolder", ""), kind, dest, replace=replace)
+                    if got != dest:
+                        self.log(f"{dest} exists and was kept; saved the new file as {got.name} "
+                                 "(pass --force to replace)")
+                    files.append(got)
         return files
 
     # ---------------------------------------------------------------- all together
@@ -695,7 +753,7 @@ class ComfyClient:
             raise ValueError("the workflow is empty or not a JSON object")
         return apply_overrides(workflow, overrides), ui
 
-    def run(self, workflow: dict, out_dir: str | Path | None = None, *, timeout: float = 600.0,
+    def run(self, workflow: dict, out_dir: str | Path | None = None, *, timeout: float = 600.0, replace: bool = False,
             overrides: list[str] | None = None, uploads: list[str] | None = None,
             on_event: Callable[[str, dict], None] | None = None, show_progress: bool = False,
             allow_partial: bool = False) -> JobResult:
@@ -708,16 +766,19 @@ class ComfyClient:
         input is set to the server's name for it).
 
         ``timeout`` bounds the whole job (uploads, queueing, waiting, downloads): every connect and every read
-        also ends by then.
+        also ends by then. ``replace`` lets a download replace an existing file in ``out_dir`` (default: the file
+        there is kept and the new one saved under a free name, see :meth:`download`).
         """
         t0 = time.monotonic()
         self._deadline, self._job_timeout = t0 + float(timeout), float(timeout)
         try:
-            return self._run(workflow, out_dir, t0, timeout, overrides, uploads, on_event, show_progress, allow_partial)
+            return self._run(workflow, out_dir, t0, timeout, overrides, uploads, on_event, show_progress, allow_partial,
+                             replace)
         finally:
             self._deadline = None
 
-    def _run(self, workflow, out_dir, t0, timeout, overrides, uploads, on_event, show_progress, allow_partial):
+    def _run(self, workflow, out_dir, t0, timeout, overrides, uploads, on_event, show_progress, allow_partial,
+             replace=False):
         sets = list(overrides or [])
         for item in uploads or []:
             target, sep, path = item.partition("=")
@@ -744,5 +805,5 @@ class ComfyClient:
                 except Exception as exc:  # closing a dead socket must not hide the job's own result
                     self.log(f"closing the websocket failed: {exc}")
         outputs = entry.get("outputs") or {}
-        files = self.download_outputs(outputs, out_dir) if out_dir is not None else []
+        files = self.download_outputs(outputs, out_dir, replace=replace) if out_dir is not None else []
         return JobResult(prompt_id, outputs, files, entry.get("status") or {}, time.monotonic() - t0, cached)

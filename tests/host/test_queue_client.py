@@ -13,6 +13,7 @@ import email.parser
 import hashlib
 import io
 import json
+import os
 import select
 import socket
 import struct
@@ -530,3 +531,55 @@ def test_partly_valid_prompt_fails_unless_allowed(fake, tmp_path):
     fake.interrupted.clear()
     job = client.run(wf, out_dir=tmp_path / "dl2", timeout=30, allow_partial=True)
     assert len(job.files) == 2 and any("will be skipped" in m for m in logs)
+
+
+def test_downloads_keep_files_already_in_out_unless_force(fake, tmp_path, capsys):
+    """A file in --out that the server's output name collides with is kept; --force replaces it."""
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(API_WF))
+    out = tmp_path / "o"
+    mine = out / "emo" / "test_00001_.png"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"my own file")
+    (out / "emo" / "test_00001_-1.png").write_bytes(b"also mine")
+    rc = cli_main(["queue", str(path), "--server", fake.url, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert mine.read_bytes() == b"my own file"
+    assert (out / "emo" / "test_00001_-1.png").read_bytes() == b"also mine"
+    new = out / "emo" / "test_00001_-2.png"
+    with Image.open(new) as im:
+        assert im.size == (40, 24)
+    assert f"{mine} exists and was kept; saved the new file as {new.name}" in captured.err
+    assert f"downloaded {new}" in captured.out
+    assert not list(out.rglob("*.part"))
+
+    second = out / "emo" / "test_00002_.png"  # the fake server's counter moves on, as ComfyUI's does
+    second.write_bytes(b"replace me")
+    rc = cli_main(["queue", str(path), "--server", fake.url, "--out", str(out), "--force"])
+    assert rc == 0
+    with Image.open(second) as im:
+        assert im.size == (40, 24)
+    assert not (out / "emo" / "test_00002_-1.png").exists()
+
+
+def test_a_large_upload_is_streamed_in_blocks_and_arrives_whole(fake, tmp_path, monkeypatch):
+    """The multipart body is sent block by block from the file, never read into memory whole."""
+    from emovid_core.host import queue_client
+
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(os.urandom(3 * 65536 + 123))
+    blocks = []
+    real_iter = queue_client._FileBody.__iter__
+
+    def counting_iter(self):
+        for b in real_iter(self):
+            blocks.append(len(b))
+            yield b
+
+    monkeypatch.setattr(queue_client._FileBody, "BLOCK", 65536)
+    monkeypatch.setattr(queue_client._FileBody, "__iter__", counting_iter)
+    client, _ = _client(fake)
+    assert client.upload(src) == "clip.mp4"
+    assert (fake.root / "input/clip.mp4").read_bytes() == src.read_bytes()
+    assert max(blocks) == 65536 and len(blocks) >= 6  # head, 4 file blocks, tail

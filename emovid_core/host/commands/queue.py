@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--upload", action="append", default=[], metavar="FILE|NODE.INPUT=FILE",
                    help="upload FILE to the server's input folder first; with NODE.INPUT= also point that input at it")
     p.add_argument("--out", default="output", help="folder for the downloaded outputs (default: ./output)")
+    p.add_argument("--force", action="store_true",
+                   help="replace files already in --out; without it they are kept and a new file with the same name "
+                        "is saved as NAME-1.EXT, NAME-2.EXT, ...")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds for the whole job: uploads, queueing, waiting and downloads; every connect and "
                         "read ends by then too, and a running prompt is interrupted (default 600)")
@@ -51,7 +54,7 @@ def _run(args) -> int:
     wf = load_workflow(args.workflow)
     try:
         job = client.run(wf, out_dir=args.out, timeout=args.timeout, overrides=args.set, uploads=args.upload,
-                         show_progress=True, allow_partial=args.allow_partial)
+                         show_progress=True, allow_partial=args.allow_partial, replace=args.force)
     except QueueError as exc:
         print(f"emovid queue: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
