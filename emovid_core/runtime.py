@@ -166,10 +166,13 @@ def resolve_model_file(kind: str, name: str) -> Path:
     p = Path(name).expanduser()
     if p.is_absolute() and p.is_file():
         return p
-    for folder in _folders(kind):
-        cand = (folder / name).resolve()
-        if cand.is_file() and folder.resolve() in cand.parents:
-            return cand
+    # The name may not climb out of a folder ('..'), but a link the user put inside one is followed, as
+    # ComfyUI's folder_paths and the classifier lookup do (models are often linked in from a shared disk).
+    if ".." not in p.parts:
+        for folder in _folders(kind):
+            cand = folder / name
+            if cand.is_file():
+                return Path(os.path.abspath(cand))
     searched = ", ".join(str(f) for f in _folders(kind)) or "(none: set EMOVID_MODELS_DIR or pass an absolute path)"
     raise FileNotFoundError(f"{kind} file {name!r} not found; searched: {searched}")
 

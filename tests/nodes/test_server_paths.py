@@ -114,6 +114,19 @@ def test_model_files_resolve_only_through_the_servers_folders(server, outside):
         assert runtime.resolve_model_file("loras", str(outside / "passwd.safetensors")) == outside / "passwd.safetensors"
 
 
+def test_headless_model_folders_follow_links_the_user_placed_but_not_dotdot(tmp_path, outside):
+    """Models are often linked in from a shared disk: headless lookup follows them, as ComfyUI's folder_paths does."""
+    loras = tmp_path / "models" / "loras"
+    loras.mkdir(parents=True)
+    (loras / "linked.safetensors").symlink_to(outside / "passwd.safetensors")
+    (loras / "shared").symlink_to(outside, target_is_directory=True)
+    with runtime.configured(allowed_roots_hook=None, full_path_hook=None, model_folders={"loras": [loras]}):
+        assert runtime.resolve_model_file("loras", "linked.safetensors") == loras / "linked.safetensors"
+        assert runtime.resolve_model_file("loras", "shared/passwd.safetensors") == loras / "shared/passwd.safetensors"
+        with pytest.raises(FileNotFoundError, match="not found"):
+            runtime.resolve_model_file("loras", "../../elsewhere/passwd.safetensors")
+
+
 # ---------------------------------------------------------------------------------------------- the nodes
 
 
