@@ -156,11 +156,12 @@ def _check_fused(handle: Any, transformer) -> None:
 def _activate(transformer, entries: Sequence[PipeLora], *, fuse: bool = False, strict: bool = False,
               fresh: PipeLora | None = None) -> StackReport:
     """Make exactly ``entries`` active. Adapters still loaded from the same source are only re-weighted (referred
-    to by name: no file read, no validation); ``fresh`` (the entry a LoRA node adds) is validated for its report."""
+    to by name: no file read, no validation); ``fresh`` (the entry a LoRA node adds) is validated for its report.
+    Fusing passes every LoRA itself: full-weight deltas (``.diff``), which no adapter holds, are merged from it."""
     loaded = loaded_diffusers_adapters(transformer)
     specs = []
     for e in entries:
-        if e is not fresh and loaded.get(e.adapter) == e.key:
+        if not fuse and e is not fresh and loaded.get(e.adapter) == e.key:
             specs.append(LoraSpec(None, e.adapter, e.strength))
             continue
         if not isinstance(e.source, WanLora) and _source_key(load_lora_cached(e.source), e.blocks) != e.key:
