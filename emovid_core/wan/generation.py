@@ -184,7 +184,7 @@ def _emotion_parts(emotion) -> tuple[str | None, float]:
 
 def apply_lora_stack(handle: WanHandle, lora_stack) -> list:
     """Make the handle's own LoRAs active on its transformer (which other handles of the same pipeline share);
-    returns them ("name:strength"). :func:`generate` calls it under the pipeline's lock.
+    returns their names (fused ones too). :func:`generate` calls it under the pipeline's lock.
 
     ``lora_stack`` -- (path or LoRA, adapter_name, strength[, blocks]) entries -- first becomes the handle's stack
     (``[]``: no LoRA); ``None`` uses the stack the handle has (e.g. as a LoRA node made it).
@@ -195,7 +195,7 @@ def apply_lora_stack(handle: WanHandle, lora_stack) -> list:
         activate_pipeline_loras(handle)
     else:
         handle.lora_stack = set_pipeline_loras(handle, list(lora_stack))[0].lora_stack
-    return handle.loras
+    return [e.label for e in (*handle.lora_fused, *handle.lora_stack)]
 
 
 # -------------------------------------------------------------------------------------------- generate
