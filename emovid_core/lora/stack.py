@@ -223,8 +223,10 @@ def activate_pipeline_loras(handle: Any) -> None:
     with pipeline_lock(transformer):
         _check_fused(handle, transformer)
         entries = list(getattr(handle, "lora_stack", ()))
-        if not entries and not active_diffusers_loras(transformer) and not getattr(transformer, "peft_config", None):
-            return  # no LoRA was ever active here: nothing to switch off
+        loaded = loaded_diffusers_adapters(transformer)
+        if (active_diffusers_loras(transformer) == [(e.adapter, e.strength) for e in entries]
+                and all(loaded.get(e.adapter) == e.key for e in entries)):
+            return  # exactly this stack is active already (the same branch again, or no LoRA anywhere)
         _activate(transformer, entries)
 
 

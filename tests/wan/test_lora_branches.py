@@ -173,3 +173,31 @@ def test_a_lora_file_replaced_in_place_is_loaded_again(tmp_path):
     apply_lora_stack_to_diffusers(fresh, [(path, "x", 1.0)])
     key = wl.original_to_diffusers("blocks.0.self_attn.q") + ".lora_B.x.weight"
     assert torch.equal(model.state_dict()[key], fresh.state_dict()[key])
+
+
+def test_branches_generating_at_the_same_time_take_turns(loras):
+    """Two threads generate on two branches of one pipeline at once: the pipeline's lock keeps each run's adapters
+    (and scheduler) its own, so each equals its separately loaded pipeline."""
+    import threading
+
+    l1, l2 = loras
+    base = load_tiny_pipeline("t2v")
+    branches = {"A": add_lora_to_pipeline(base, LoraSpec(l1, None, 1.0))[0], "B": add_lora_to_pipeline(base, LoraSpec(l2, None, 0.7))[0]}
+    got: dict[str, list] = {"A": [], "B": []}
+    errors = []
+
+    def work(name):
+        try:
+            for _ in range(2):
+                got[name].append(clip(branches[name]))
+        except Exception as exc:  # surfaced below; a thread's exception would otherwise be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in "AB"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(torch.equal(x, separate(LoraSpec(l1, None, 1.0))) for x in got["A"])
+    assert all(torch.equal(x, separate(LoraSpec(l2, None, 0.7))) for x in got["B"])
