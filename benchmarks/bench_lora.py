@@ -199,12 +199,10 @@ def bench_forward(steps: int) -> dict:
             "lora_effect_max_abs": float((outs["unfused"] - outs["base"]).abs().max())}
 
 
-def bench_peft_load(blocks: int, repeats: int) -> dict:
+def empty_14b_layout(blocks: int):
+    """A bf16 diffusers transformer with the 14B block layout, allocated but never written (the pages stay
+    untouched: only the shapes matter here)."""
     from diffusers import WanTransformer3DModel
-
-    from emovid_core.lora import ShapeSpec, validate
-    from emovid_core.lora.apply import _lora_config, _peft_state_dict, add_peft_adapter
-    from emovid_core.lora.testing import random_lora
 
     v = get_variant("t2v-14b")
     variant = Variant.custom(v.dim, v.ffn_dim, blocks, 16, name="bench14b")
@@ -216,7 +214,15 @@ def bench_peft_load(blocks: int, repeats: int) -> dict:
             model = WanTransformer3DModel(**cfg)
     finally:
         torch.set_default_dtype(default)
-    model = model.to_empty(device="cpu").eval()  # allocated, never written: the pages stay untouched
+    return model.to_empty(device="cpu").eval(), v
+
+
+def bench_peft_load(blocks: int, repeats: int) -> dict:
+    from emovid_core.lora import ShapeSpec, validate
+    from emovid_core.lora.apply import _lora_config, _peft_state_dict, add_peft_adapter
+    from emovid_core.lora.testing import random_lora
+
+    model, v = empty_14b_layout(blocks)
     lora = random_lora(dim=v.dim, ffn=v.ffn_dim, layers=blocks, rank=RANK, alpha=RANK, dtype=torch.bfloat16,
                        targets=list(wl.BLOCK_LINEARS_T2V))
     rep = validate(lora, ShapeSpec.from_diffusers(model))
@@ -239,23 +245,11 @@ def bench_peft_load(blocks: int, repeats: int) -> dict:
 def bench_branch_switch(blocks: int, repeats: int) -> dict:
     from types import SimpleNamespace
 
-    from diffusers import WanTransformer3DModel
-
     from emovid_core.lora.stack import activate_pipeline_loras, set_pipeline_loras
     from emovid_core.lora.testing import random_lora
     from emovid_core.wan.handle import WanHandle
 
-    v = get_variant("t2v-14b")
-    cfg = wl.diffusers_transformer_config(Variant.custom(v.dim, v.ffn_dim, blocks, 16, name="bench14b"), num_heads=v.num_heads,
-                                          text_dim=4096)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device("meta"):
-            model = WanTransformer3DModel(**cfg)
-    finally:
-        torch.set_default_dtype(default)
-    model = model.to_empty(device="cpu").eval()  # as in part 3: allocated, never written
+    model, v = empty_14b_layout(blocks)
     base = WanHandle(pipe=SimpleNamespace(transformer=model), variant="bench14b", kind="t2v", source="bench")
     loras = [random_lora(dim=v.dim, ffn=v.ffn_dim, layers=blocks, rank=RANK, alpha=RANK, dtype=torch.bfloat16, seed=i,
                          targets=list(wl.BLOCK_LINEARS_T2V)) for i in (1, 2)]
