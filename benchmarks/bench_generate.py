@@ -67,7 +67,7 @@ def main() -> int:
 
     import torch
 
-    from emovid_core.lora import apply_lora_stack_to_diffusers
+    from emovid_core.lora.stack import set_pipeline_loras
     from emovid_core.wan import generate
     from emovid_core.wan.loading import load_diffusers_folder
     from emovid_core.wan.tiny import ensure_tiny
@@ -103,7 +103,7 @@ def main() -> int:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        apply_lora_stack_to_diffusers(h.pipe.transformer, [(str(lora), "bench", 1.0)])
+        h, _ = set_pipeline_loras(h, [(str(lora), "bench", 1.0)])  # the handle generation activates
         load_s = time.perf_counter() - t0
         unfused, _ = run(h, None)
         rows.append(("LoRA unfused (peft adapter)", unfused, rss_mib(), torch.cuda.max_memory_allocated() / 2**20 if cuda else None))
@@ -112,7 +112,7 @@ def main() -> int:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        apply_lora_stack_to_diffusers(h.pipe.transformer, [(str(lora), "bench", 1.0)], fuse=True)
+        h, _ = set_pipeline_loras(h, [(str(lora), "bench", 1.0)], fuse=True)
         fuse_s = time.perf_counter() - t0
         fused, _ = run(h, None)
         rows.append(("LoRA fused (fp32 merge)", fused, rss_mib(), torch.cuda.max_memory_allocated() / 2**20 if cuda else None))

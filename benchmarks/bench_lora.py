@@ -20,6 +20,10 @@
    matter): diffusers' ``add_adapter`` (every adapter initialised at random) + ``set_peft_model_state_dict``
    ("before", the pack's old path) against the pack's init-free load (adapters created on the meta device, the
    file's tensors assigned). Best of --repeats each, interleaved; the adapters must come out identical.
+4. Switching branches on that transformer: two pipeline handles of one loader, each with its own rank-32 14B
+   LoRA (two adapters loaded once); the time ``generate`` spends making a handle's stack active before it runs
+   (``activate_pipeline_loras``), alternating between the two handles (best of --repeats), and for the same
+   handle twice in a row (nothing to switch), next to part 3's load of one adapter.
 """
 
 from __future__ import annotations
@@ -195,12 +199,10 @@ def bench_forward(steps: int) -> dict:
             "lora_effect_max_abs": float((outs["unfused"] - outs["base"]).abs().max())}
 
 
-def bench_peft_load(blocks: int, repeats: int) -> dict:
+def empty_14b_layout(blocks: int):
+    """A bf16 diffusers transformer with the 14B block layout, allocated but never written (the pages stay
+    untouched: only the shapes matter here)."""
     from diffusers import WanTransformer3DModel
-
-    from emovid_core.lora import ShapeSpec, validate
-    from emovid_core.lora.apply import _lora_config, _peft_state_dict, add_peft_adapter
-    from emovid_core.lora.testing import random_lora
 
     v = get_variant("t2v-14b")
     variant = Variant.custom(v.dim, v.ffn_dim, blocks, 16, name="bench14b")
@@ -212,7 +214,15 @@ def bench_peft_load(blocks: int, repeats: int) -> dict:
             model = WanTransformer3DModel(**cfg)
     finally:
         torch.set_default_dtype(default)
-    model = model.to_empty(device="cpu").eval()  # allocated, never written: the pages stay untouched
+    return model.to_empty(device="cpu").eval(), v
+
+
+def bench_peft_load(blocks: int, repeats: int) -> dict:
+    from emovid_core.lora import ShapeSpec, validate
+    from emovid_core.lora.apply import _lora_config, _peft_state_dict, add_peft_adapter
+    from emovid_core.lora.testing import random_lora
+
+    model, v = empty_14b_layout(blocks)
     lora = random_lora(dim=v.dim, ffn=v.ffn_dim, layers=blocks, rank=RANK, alpha=RANK, dtype=torch.bfloat16,
                        targets=list(wl.BLOCK_LINEARS_T2V))
     rep = validate(lora, ShapeSpec.from_diffusers(model))
@@ -230,6 +240,32 @@ def bench_peft_load(blocks: int, repeats: int) -> dict:
         torch.equal(weights["before"][k], weights["after"][k]) for k in weights["before"])
     return {"blocks": blocks, "params": sum(t.numel() for t in sd.values()), "before_s": min(times["before"]),
             "after_s": min(times["after"]), "identical": same}
+
+
+def bench_branch_switch(blocks: int, repeats: int) -> dict:
+    from types import SimpleNamespace
+
+    from emovid_core.lora.stack import activate_pipeline_loras, set_pipeline_loras
+    from emovid_core.lora.testing import random_lora
+    from emovid_core.wan.handle import WanHandle
+
+    model, v = empty_14b_layout(blocks)
+    base = WanHandle(pipe=SimpleNamespace(transformer=model), variant="bench14b", kind="t2v", source="bench")
+    loras = [random_lora(dim=v.dim, ffn=v.ffn_dim, layers=blocks, rank=RANK, alpha=RANK, dtype=torch.bfloat16, seed=i,
+                         targets=list(wl.BLOCK_LINEARS_T2V)) for i in (1, 2)]
+    a, _ = set_pipeline_loras(base, [(loras[0], "a", 1.0)])
+    b, _ = set_pipeline_loras(base, [(loras[1], "b", 0.7)])
+    switch, same = [], []
+    for _ in range(repeats):
+        for h in (a, b):
+            t0 = time.perf_counter()
+            activate_pipeline_loras(h)  # the other branch's stack was active
+            switch.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        activate_pipeline_loras(b)  # the same branch again
+        same.append(time.perf_counter() - t0)
+    return {"blocks": blocks, "switch_s": min(switch), "switch_median_s": statistics.median(switch), "same_s": min(same),
+            "adapters": sorted(model.peft_config)}
 
 
 def main() -> int:
@@ -275,6 +311,10 @@ def main() -> int:
     print(f"14B LoRA into peft adapters      : before (random init, then overwrite) {p['before_s'] * 1000:.0f} ms, "
           f"after (init-free) {p['after_s'] * 1000:.0f} ms, ratio {p['after_s'] / p['before_s']:.2f}   "
           f"({p['params']:,} adapter params, {p['blocks']} blocks of dim 5120; identical adapters: {p['identical']})")
+    b = bench_branch_switch(args.peft_blocks, args.repeats)
+    print(f"switching branches (14B layout)  : {b['switch_s'] * 1000:.0f} ms to make the other handle's LoRA active "
+          f"(median {b['switch_median_s'] * 1000:.0f} ms; the same handle again {b['same_s'] * 1000:.2f} ms; adapters "
+          f"{', '.join(b['adapters'])}, each loaded once), against {p['after_s'] * 1000:.0f} ms to load one (above)")
     return 0
 
 

@@ -120,15 +120,18 @@ class EmoVidLoraLoaderPipeline:
     DESCRIPTION = (
         "Apply a Wan2.1 LoRA (any supported format) to the EmoVid diffusers pipeline as a named peft adapter. "
         "Chain several: earlier adapters stay active with their strengths; re-running with a new strength "
-        "only changes the adapter weight (no reload). fuse merges the active LoRAs into the weights in float32 "
-        "(slightly faster sampling; later strength changes then need a reloaded pipeline)."
+        "only changes the adapter weight (no reload). Branches of one loader may carry different LoRAs: the "
+        "weights are shared, each pipe output keeps its own LoRAs and Generate activates exactly those. fuse "
+        "merges this pipe's LoRAs into the shared weights in float32 (faster sampling; other branches of the same "
+        "loader are then refused, and changing a fused strength needs a reloaded pipeline)."
     )
     CATEGORY = CATEGORY
     FUNCTION = "apply"
     RETURN_TYPES = (PIPE_TYPE, "STRING")
     RETURN_NAMES = ("pipe", "report")
     OUTPUT_TOOLTIPS = (
-        "The pipeline with the LoRA active (the same loaded pipeline: adapters live on its transformer).",
+        "The pipeline with this LoRA added to the input's LoRAs (the same loaded weights, not copied; the input pipe "
+        "keeps its own LoRAs).",
         "What was applied and every skipped key with its reason.",
     )
 

@@ -362,8 +362,18 @@ def add_peft_adapter(transformer, config, name: str, sd: Mapping[str, torch.Tens
 
 
 def _source_key(lora: WanLora, bw) -> tuple:
-    src = str(Path(lora.path).resolve()) if lora.path is not None else f"memory:{id(lora)}"
-    return (src, lora.num_file_keys, None if bw is None else tuple(sorted(bw.items())))
+    """What an adapter was loaded from: the file and its stamp (size, mtime; a file replaced in place, e.g. a new
+    epoch saved over the old one, is a new adapter), its key count and the block weights (they ride on alpha)."""
+    if lora.path is None:
+        src: tuple = (f"memory:{id(lora)}",)
+    else:
+        p = Path(lora.path).resolve()
+        try:
+            st = p.stat()
+            src = (str(p), st.st_size, st.st_mtime_ns)
+        except OSError:
+            src = (str(p), None)
+    return (*src, lora.num_file_keys, None if bw is None else tuple(sorted(bw.items())))
 
 
 def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool = False, strict: bool = False) -> StackReport:
@@ -466,6 +476,12 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
     else:
         transformer.__dict__["_emovid_lora_active"] = list(bare_active)
     return report
+
+
+def loaded_diffusers_adapters(transformer) -> dict[str, tuple]:
+    """Adapter name -> what it was loaded from (:func:`_source_key`) for every adapter still on ``transformer``."""
+    existing = set(getattr(transformer, "peft_config", {}) or {}) | set(transformer.__dict__.get("_emovid_bare_deltas", {}))
+    return {n: k for n, k in transformer.__dict__.get("_emovid_lora_sources", {}).items() if n in existing}
 
 
 def active_diffusers_loras(transformer) -> list[tuple[str, float]]:

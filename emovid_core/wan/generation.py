@@ -183,18 +183,19 @@ def _emotion_parts(emotion) -> tuple[str | None, float]:
 
 
 def apply_lora_stack(handle: WanHandle, lora_stack) -> list:
-    """Make exactly ``lora_stack`` -- (path or LoRA, adapter_name, strength[, blocks]) entries -- active on the
-    transformer (peft adapters via ``emovid_core.lora``); returns the active adapter names.
+    """Make the handle's own LoRAs active on its transformer (which other handles of the same pipeline share);
+    returns their names (fused ones too). :func:`generate` calls it under the pipeline's lock.
 
-    ``[]`` turns every loaded adapter off; ``None`` leaves the handle as it is (e.g. as a LoRA node set it).
+    ``lora_stack`` -- (path or LoRA, adapter_name, strength[, blocks]) entries -- first becomes the handle's stack
+    (``[]``: no LoRA); ``None`` uses the stack the handle has (e.g. as a LoRA node made it).
     """
-    if lora_stack is None:
-        return list(handle.loras)
-    from ..lora import apply_lora_stack_to_diffusers
+    from ..lora.stack import activate_pipeline_loras, set_pipeline_loras
 
-    report = apply_lora_stack_to_diffusers(handle.pipe.transformer, list(lora_stack))
-    handle.loras = list(report.active)
-    return list(handle.loras)
+    if lora_stack is None:
+        activate_pipeline_loras(handle)
+    else:
+        handle.lora_stack = set_pipeline_loras(handle, list(lora_stack))[0].lora_stack
+    return [e.label for e in (*handle.lora_fused, *handle.lora_stack)]
 
 
 # -------------------------------------------------------------------------------------------- generate
@@ -252,45 +253,50 @@ def generate(
         emo = get_emotion(emo).name
     neg = prompts.negative_prompt(emo, add_opposite=bool(add_opposite and emo)) if negative is None else str(negative)
     pil = fit_image(to_pil(image), opts["width"], opts["height"]) if image is not None else None
-    loras = apply_lora_stack(handle, lora_stack)
 
     from diffusers import UniPCMultistepScheduler
 
+    from ..lora.stack import pipeline_lock
+
     pipe = handle.pipe
-    # A fresh scheduler per call: the flow shift is part of its config, and scheduler state must not leak between runs.
-    pipe.scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config, flow_shift=opts["shift"])
-    device = pipe._execution_device
-    cfg = opts["guidance"] > 1.0
-    call: dict[str, Any] = {}
-    with torch.no_grad():
-        if wp is not None and wp.needs_scaling:
-            full, neg_emb = pipe.encode_prompt(wp.text, neg, do_classifier_free_guidance=cfg, max_sequence_length=max_sequence_length,
-                                               device=device)
-            base, _ = pipe.encode_prompt(wp.base, None, do_classifier_free_guidance=False, max_sequence_length=max_sequence_length,
-                                         device=device)
-            call.update(prompt_embeds=apply_intensity_tensor(full, base, wp.weight), negative_prompt_embeds=neg_emb)
-        else:
-            call.update(prompt=text, negative_prompt=neg if cfg else None)
-    if pil is not None:
-        call["image"] = pil
+    # Every handle of one loader shares this pipeline: the lock keeps other branches from switching its adapters
+    # (or its scheduler) between this branch's activation and the end of its run.
+    with pipeline_lock(pipe.transformer):
+        loras = apply_lora_stack(handle, lora_stack)
+        # A fresh scheduler per call: the flow shift is part of its config, and scheduler state must not leak between runs.
+        pipe.scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config, flow_shift=opts["shift"])
+        device = pipe._execution_device
+        cfg = opts["guidance"] > 1.0
+        call: dict[str, Any] = {}
+        with torch.no_grad():
+            if wp is not None and wp.needs_scaling:
+                full, neg_emb = pipe.encode_prompt(wp.text, neg, do_classifier_free_guidance=cfg, max_sequence_length=max_sequence_length,
+                                                   device=device)
+                base, _ = pipe.encode_prompt(wp.base, None, do_classifier_free_guidance=False, max_sequence_length=max_sequence_length,
+                                             device=device)
+                call.update(prompt_embeds=apply_intensity_tensor(full, base, wp.weight), negative_prompt_embeds=neg_emb)
+            else:
+                call.update(prompt=text, negative_prompt=neg if cfg else None)
+        if pil is not None:
+            call["image"] = pil
 
-    stamps: list[float] = []  # end time of every step, for a per-step time free of encode/decode
-    with runtime.progress_bar(opts["steps"], f"Wan {handle.kind.upper()}") as bar:
+        stamps: list[float] = []  # end time of every step, for a per-step time free of encode/decode
+        with runtime.progress_bar(opts["steps"], f"Wan {handle.kind.upper()}") as bar:
 
-        def on_step(_pipe, i, t, kwargs):
-            runtime.check_interrupted()
-            stamps.append(time.perf_counter())
-            bar.update(1)
-            return kwargs
+            def on_step(_pipe, i, t, kwargs):
+                runtime.check_interrupted()
+                stamps.append(time.perf_counter())
+                bar.update(1)
+                return kwargs
 
-        t0 = time.perf_counter()
-        out = pipe(
-            **call,
-            height=opts["height"], width=opts["width"], num_frames=opts["frames"], num_inference_steps=opts["steps"],
-            guidance_scale=opts["guidance"], generator=torch.Generator(device="cpu").manual_seed(opts["seed"]),
-            output_type="np", max_sequence_length=max_sequence_length, callback_on_step_end=on_step,
-        )
-        seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            out = pipe(
+                **call,
+                height=opts["height"], width=opts["width"], num_frames=opts["frames"], num_inference_steps=opts["steps"],
+                guidance_scale=opts["guidance"], generator=torch.Generator(device="cpu").manual_seed(opts["seed"]),
+                output_type="np", max_sequence_length=max_sequence_length, callback_on_step_end=on_step,
+            )
+            seconds = time.perf_counter() - t0
     video = out.frames[0] if hasattr(out, "frames") else out[0][0]
     frames_t = torch.from_numpy(video).float().clamp_(0.0, 1.0).contiguous()
     return GenerationResult(

@@ -12,20 +12,28 @@ WAN_PIPE_TYPE = "EMOVID_WAN_PIPE"
 class WanHandle:
     """A loaded diffusers Wan2.1 pipeline plus what generation and the LoRA nodes need to know about it.
 
-    ``loras`` lists the adapters currently applied to ``pipe.transformer`` (whatever
-    ``emovid_core.lora.apply_lora_stack_to_diffusers`` reports); it is kept up to date by whoever
-    applies a stack, so a handle always says which LoRAs its output includes.
+    Handles are cheap: every LoRA node returns a new one that shares ``pipe`` (the base weights are never
+    copied) and records its own LoRAs. ``lora_stack`` is what generation makes active on the shared transformer
+    before it runs, so two graph branches of one loader with different LoRAs give the videos two separately
+    loaded pipelines would; ``lora_fused`` is what this handle expects merged into the shared weights
+    (``fuse``); both hold :class:`emovid_core.lora.stack.PipeLora` entries.
     """
 
     pipe: Any
     variant: str
     kind: str  # "t2v" or "i2v"
     source: str
-    loras: list = field(default_factory=list)
     dtype: str = "float32"
     device: str = "cpu"
     offload: str = "none"
     defaults: dict = field(default_factory=dict)
+    lora_stack: tuple = ()
+    lora_fused: tuple = ()
+
+    @property
+    def loras(self) -> list[str]:
+        """This handle's LoRAs, "name:strength" (" (fused)" for those merged into the weights)."""
+        return [f"{e} (fused)" for e in self.lora_fused] + [str(e) for e in self.lora_stack]
 
     @property
     def transformer(self):

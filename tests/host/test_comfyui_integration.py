@@ -93,8 +93,26 @@ class TestOnlySaveConditioning:
                                            "type": "output"}]}}
 
 
+class TestOnlyImageDigest:
+    """sha256 of an IMAGE's float32 bytes, shown as text: equal digests mean bit-identical frames."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "digest"
+    CATEGORY = "testing"
+    OUTPUT_NODE = True
+
+    def digest(self, images):
+        data = images.detach().cpu().float().contiguous().numpy().tobytes()
+        return {"ui": {"text": [hashlib.sha256(data).hexdigest()]}}
+
+
 NODE_CLASS_MAPPINGS = {"TestOnlyTextToWanConditioning": TestOnlyTextToWanConditioning,
-                       "TestOnlySaveConditioning": TestOnlySaveConditioning}
+                       "TestOnlySaveConditioning": TestOnlySaveConditioning,
+                       "TestOnlyImageDigest": TestOnlyImageDigest}
 '''
 
 MAKE_VAE = r'''
@@ -518,6 +536,52 @@ def test_demo_story_example_runs_in_comfyui(server, tmp_path):
     assert (info.frames, info.width, info.height) == (9, 64, 48)
     report = " ".join(job.outputs[_find(wf, "EmoVidLoraLoaderPipeline")]["text"])
     assert "emovid_fear" in report, report
+
+
+def test_lora_branches_of_one_pipeline_in_comfyui(server, tmp_path):
+    """One EmoVid Wan Loader feeding two LoRA pipeline branches and a plain one, run by ComfyUI itself (its order,
+    its cache: the second run re-executes only the Generate nodes): every branch's frames are bit-identical to
+    those of a graph where each branch has its own loader."""
+    from emovid_core.lora import write_lora
+    from emovid_core.lora.testing import random_lora
+    from emovid_core.wan.tiny import TINY_CONFIGS
+
+    t = TINY_CONFIGS["transformer_t2v"]
+    dim, ffn, layers = t["num_attention_heads"] * t["attention_head_dim"], t["ffn_dim"], t["num_layers"]
+    loras = server["base"] / "models" / "loras"
+    write_lora(random_lora(dim, ffn, layers, seed=21, scale=0.5), loras / "branch_lora1.safetensors", "diffsynth")
+    write_lora(random_lora(dim, ffn, layers, seed=22, scale=0.5, targets=["self_attn.k", "ffn.0"]),
+               loras / "branch_lora2.safetensors", "kohya")
+    loader = {"class_type": "EmoVidWanLoader", "inputs": {
+        "source": "tiny-t2v", "variant": "auto", "folder": "", "transformer": "", "vae": "", "text_encoder": "",
+        "tokenizer": "", "clip_vision": "", "dtype": "auto", "device": "cpu", "offload": "none"}}
+
+    def lora(pipe, name, strength):
+        return {"class_type": "EmoVidLoraLoaderPipeline", "inputs": {"pipe": [pipe, 0], "lora_name": name, "strength": strength,
+                                                                     "adapter_name": "", "fuse": False, "strict": False}}
+
+    def graph(nodes: dict, pipes: tuple[str, str, str], seed: int) -> dict:
+        wf = dict(nodes)
+        for i, pipe in enumerate(pipes):  # the pipes of branches A, B, C
+            wf[f"{20 + i}"] = {"class_type": "EmoVidWanGenerate", "inputs": {
+                "pipe": [pipe, 0], "caption": "A dog runs.", "emotion": "amusement", "seed": seed, "steps": 2, "guidance": 5.0,
+                "shift": 0.0, "frames": 5, "width": 0, "height": 0, "negative": "blurry"}}
+            wf[f"{30 + i}"] = {"class_type": "TestOnlyImageDigest", "inputs": {"images": [f"{20 + i}", 0]}}
+        return wf
+
+    shared = {"1": loader, "2": lora("1", "branch_lora1.safetensors", 1.0), "3": lora("1", "branch_lora2.safetensors", 0.7)}
+    own = {"11": loader, "12": loader, "13": loader, "14": lora("11", "branch_lora1.safetensors", 1.0),
+           "15": lora("12", "branch_lora2.safetensors", 0.7)}
+
+    def digests(nodes, pipes, seed):
+        job = server["client"].run(graph(nodes, pipes, seed), out_dir=tmp_path / "out", timeout=600)
+        return [job.outputs[f"{30 + i}"]["text"][0] for i in range(3)]
+
+    # Seed 2 right after seed 1: ComfyUI serves the loader and LoRA nodes from its cache, only Generate runs again.
+    got = [digests(shared, ("2", "3", "1"), seed) for seed in (1, 2)]
+    want = [digests(own, ("14", "15", "13"), seed) for seed in (1, 2)]
+    assert got == want, "branches A, B, C of one loader differ from branches with their own loaders"
+    assert all(len(set(d)) == 3 for d in got)
 
 
 def test_headless_core_nodes_write_what_the_server_writes(server, tmp_path):

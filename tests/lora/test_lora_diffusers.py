@@ -267,3 +267,31 @@ def test_adapters_load_without_random_init_and_equal_the_initialising_load(monke
     assert torch.equal(run(new, True), run(old, True))
     a = new.blocks[0].attn1.to_q.lora_A["emo"].weight
     assert a.dtype == torch.float32 and a.data_ptr() != lora.modules["blocks.0.self_attn.q"].down.data_ptr()
+
+
+def test_fusing_a_chain_merges_the_earlier_lora_full_deltas_too(tmp_path):
+    """A ``.diff`` on a layer weight has no peft adapter to live in while unfused; when a later node of the chain
+    fuses, it is merged with the rest of the chain's LoRAs (not only the last node's)."""
+    from types import SimpleNamespace
+
+    from safetensors.torch import save_file
+
+    from emovid_core.lora.stack import add_lora_to_pipeline
+    from emovid_core.wan.handle import WanHandle
+
+    model = make_transformer(False)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    diff = torch.randn(128, 128, generator=torch.Generator().manual_seed(7)) * 0.01
+    path = tmp_path / "full.safetensors"
+    save_file({"diffusion_model.blocks.0.self_attn.k.diff": diff}, str(path))
+    style = random_lora(seed=8, targets=["ffn.0"])
+    handle = WanHandle(pipe=SimpleNamespace(transformer=model), variant="tiny", kind="t2v", source="test")
+    h1, r1 = add_lora_to_pipeline(handle, LoraSpec(path, "full", 0.5))
+    assert "fuse=True" in r1.entries[0].report.skipped["blocks.0.self_attn.k"]
+    h2, r2 = add_lora_to_pipeline(h1, LoraSpec(style, "style", 1.0), fuse=True)
+    assert h2.loras == ["full:0.5 (fused)", "style:1 (fused)"]
+    sd = model.state_dict()
+    k = "blocks.0.attn1.to_k.weight"
+    torch.testing.assert_close(sd[k], base[k] + 0.5 * diff, rtol=0, atol=1e-7)
+    for key, v in expected_diffusers_weights(base, style, 1.0).items():
+        torch.testing.assert_close(sd[key], v, rtol=0, atol=1e-6)

@@ -134,3 +134,62 @@ def test_parse_lora_spec(tmp_path):
     f.write_bytes(b"x")
     assert parse_lora(f"{f}:0.75", 0) == (str(f), "lora0_fear_v2", 0.75)
     assert parse_lora(str(f), 1) == (str(f), "lora1_fear_v2", 1.0)
+
+
+class Keep:
+    """A test-local output node, so the runner executes the Generate node feeding it (as ComfyUI runs only what
+    reaches an output)."""
+
+    CATEGORY, FUNCTION, RETURN_TYPES, OUTPUT_NODE = "test", "keep", (), True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",)}}
+
+    def keep(self, images):
+        return {}
+
+
+@pytest.mark.parametrize("gen_ids", [("4", "5", "6"), ("6", "5", "4")])
+def test_lora_branches_of_one_loader_equal_separate_loaders(out_dir, pack_nodes, tmp_path, gen_ids):
+    """One EmoVid Wan Loader feeding two LoRA pipeline nodes (lora1 @1.0, lora2 @0.7) and a plain branch: both LoRA
+    nodes run before any generation, then the three Generate nodes in the order their ids give. Each branch's
+    frames equal those of a workflow where every branch has its own loader."""
+    from emovid_core import runtime
+    from emovid_core.lora import write_lora
+    from emovid_core.lora.testing import random_lora
+    from emovid_core.wan.tiny import TINY_CONFIGS
+
+    t = TINY_CONFIGS["transformer_t2v"]
+    dim, ffn, layers = t["num_attention_heads"] * t["attention_head_dim"], t["ffn_dim"], t["num_layers"]
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    write_lora(random_lora(dim, ffn, layers, seed=21, scale=0.5), loras / "lora1.safetensors", "diffsynth")
+    write_lora(random_lora(dim, ffn, layers, seed=22, scale=0.5, targets=["self_attn.k", "ffn.0"]), loras / "lora2.safetensors", "kohya")
+
+    def lora(pipe, name, strength):
+        return {"class_type": "EmoVidLoraLoaderPipeline", "inputs": {"pipe": [pipe, 0], "lora_name": name, "strength": strength,
+                                                                     "adapter_name": "", "fuse": False, "strict": False}}
+
+    def branch_gens(pipes, ids):
+        wf = {}
+        for i, (gid, pipe) in enumerate(zip(ids, pipes)):
+            wf[gid] = _generate(pipe=[pipe, 0], steps=2, frames=5)
+            wf[str(10 + i)] = {"class_type": "Keep", "inputs": {"images": [gid, 0]}}
+        return wf
+
+    classes = dict(pack_nodes, Keep=Keep)
+    shared = {"1": _loader(), "2": lora("1", "lora1.safetensors", 1.0), "3": lora("1", "lora2.safetensors", 0.7),
+              **branch_gens(["2", "3", "1"], gen_ids)}
+    own = {"1": _loader(), "2": _loader(), "3": _loader(), "7": lora("1", "lora1.safetensors", 1.0),
+           "8": lora("2", "lora2.safetensors", 0.7), **branch_gens(["7", "8", "3"], ["4", "5", "6"])}
+    with runtime.configured(model_folders={"loras": [loras]}):
+        got = run_workflow(shared, out_dir=out_dir, classes=classes)
+        want = run_workflow(own, out_dir=out_dir, classes=classes)
+    assert got.order.index("3") < got.order.index(min(gen_ids, key=int))  # both LoRA nodes ran before the first Generate
+    frames = lambda r, gid: r.outputs[gid][0][0]  # noqa: E731
+    for branch, gid in enumerate(gen_ids):
+        assert torch.equal(frames(got, gid), frames(want, "456"[branch])), f"branch {branch} differs from its own loader"
+    assert not torch.equal(frames(got, gen_ids[0]), frames(got, gen_ids[1]))
+    assert not torch.equal(frames(got, gen_ids[0]), frames(got, gen_ids[2]))
+    assert got.outputs["2"][0][0].loras == ["lora1:1"] and got.outputs["3"][0][0].loras == ["lora2:0.7"]

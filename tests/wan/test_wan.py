@@ -201,7 +201,7 @@ def test_lora_changes_output_and_strength_zero_equals_off(tmp_path):
     path = _write_lora(tmp_path / "emotion_lora.safetensors", dim)
     off = _gen(h, lora_stack=[])
     on = _gen(h, lora_stack=[(str(path), "joy", 1.0)])
-    assert on.loras == ["joy"] and h.loras == ["joy"]
+    assert on.loras == ["joy"] and h.loras == ["joy:1"]
     assert (on.frames - off.frames).abs().max() > 1e-3
     zero = _gen(h, lora_stack=[(str(path), "joy", 0.0)])
     assert torch.allclose(zero.frames, off.frames, atol=1e-6)
