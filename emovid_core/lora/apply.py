@@ -442,8 +442,7 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
                           "merged into the parameter in float32; the original is restored exactly on the next stack change")
         lyco = [n for n in rep.applied if lora.modules[n].has_lycoris]
         if lyco:
-            kinds = "/".join(sorted({lora.modules[n].kind for n in lyco}))
-            rep.notes.append(f"{kinds}: {len(lyco)} module(s) merged into the weights in float32 (peft adapters hold "
+            rep.notes.append(f"{len(lyco)} LoKr/LoHa/DoRA module(s) merged into the weights in float32 (peft adapters hold "
                              "plain LoRA pairs only)" + ("" if fuse else "; the original weights are kept on the CPU "
                                                          "and restored exactly on the next stack change"))
         if strict and rep.skipped:

@@ -248,7 +248,8 @@ def test_diffusers_merges_lokr_loha_dora_with_exact_undo(tmp_path):
         return ref, sd
 
     report = apply_lora_stack_to_diffusers(model, [(lyco, "lyco", 0.8), (plain, "plain", 0.5)], strict=True)
-    assert "LoHa/LoHa+DoRA/LoKr/LoKr+DoRA/LoRA+DoRA: 7 module(s) merged into the weights in float32" in str(report)
+    assert "7 LoKr/LoHa/DoRA module(s) merged into the weights in float32" in str(report)
+    assert "applied as LoRA+DoRA: 2 module(s) (blocks.0.self_attn.v, blocks.1.cross_attn.v)" in str(report)
     assert set(model.peft_config) == {"plain"}  # only the plain pair is a peft adapter
     ref, ref_sd = reference(0.8)
     torch.testing.assert_close(_forward(model), _forward(ref), rtol=0, atol=1e-5)
@@ -281,6 +282,12 @@ def test_lokr_file_spelled_by_each_trainer_gives_the_same_merge(tmp_path):
         apply_lora_stack_to_diffusers(model, [(path, "x", 1.0)], strict=True)
         outs.append(_forward(model))
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+    fused = _transformer()  # no peft adapter at all: fusing only merges, and gives the same output
+    report = apply_lora_stack_to_diffusers(fused, [(path, "x", 1.0)], fuse=True)
+    assert report.fused and torch.equal(_forward(fused), outs[2])
+    zero = _transformer()
+    apply_lora_stack_to_diffusers(zero, [(path, "x", 0.0)])
+    assert torch.equal(_forward(zero), _forward(_transformer()))  # strength 0 is exactly the base model
 
 
 def test_write_lora_roundtrip_keeps_everything(tmp_path):
