@@ -176,6 +176,8 @@ def _check(comfy_dir: Path, work: Path) -> dict:
     # and -0.5 takes ComfyUI's interpolation path); ours must apply each spelling through the same adapters.
     from comfy.weight_adapter import LoHaAdapter, LoKrAdapter, LoRAAdapter
 
+    for target in ("comfy", "kohya"):  # = `emovid lora convert lyco_diffusers.safetensors ... --to comfy|kohya`
+        write_lora(load_lora(lo / "lyco_diffusers.safetensors"), lo / f"lyco_to_{target}.safetensors", target)
     for strength in (0.8, -0.5):
         skipped.clear()
         lyco_core_model = core_loader.load_lora_model_only(model, "lyco_comfy.safetensors", strength)[0]
@@ -193,6 +195,10 @@ def _check(comfy_dir: Path, work: Path) -> dict:
                 result["lyco_same_adapters_as_core"] = kinds == core_kinds and len(kinds) == len(_LYCORIS_PLAN)
                 result["lyco_is_comfy_adapter"] = all(isinstance(v[-1][1], (LoKrAdapter, LoHaAdapter, LoRAAdapter))
                                                       for v in res[0].patches.values())
+        for target in ("comfy", "kohya"):  # core on our conversions: nothing skipped, the same latent
+            skipped.clear()
+            conv = sample(core_loader.load_lora_model_only(model, f"lyco_to_{target}.safetensors", strength)[0])
+            result[f"lyco_core_on_converted_{target}_{strength}"] = (len(skipped), bool(torch.equal(conv, lyco_core)))
         # the patched weights themselves, every module
         ours_model = ours_cls().apply(model, "lyco_lycoris.safetensors", strength, True)["result"][0]
         same = []
@@ -268,6 +274,8 @@ def test_real_comfyui_matches_core_lora_loader(tmp_path):
         for fmt in ("lycoris", "diffusers", "diffsynth", "musubi"):
             assert result[f"lyco_ours_{fmt}_bit_identical_{strength}"], (fmt, strength, result)
         assert result[f"lyco_weights_bit_identical_{strength}"], result
+        for target in ("comfy", "kohya"):
+            assert result[f"lyco_core_on_converted_{target}_{strength}"] == [0, True], (target, result)
         assert result[f"lyco_pack_math_max_abs_diff_{strength}"] == 0.0, result  # the diffusers merge rule
     assert result["lyco_ours_adapter_classes"] == ["LoHaAdapter", "LoKrAdapter", "LoRAAdapter"], result
     assert result["lyco_same_adapters_as_core"] and result["lyco_is_comfy_adapter"] and result["lyco_report_names_kinds"]

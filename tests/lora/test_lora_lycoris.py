@@ -33,6 +33,8 @@ from emovid_core.lora.testing import ReferencePatcher
 from emovid_core.wan import dit_keys as wl
 from tests.lora.utils import expected_lycoris_weight, lycoris_module
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny tensors: threads only add contention
+
 D, F = 128, 256
 # module -> (kind, dora): one of each, on attention and FFN layers of both blocks of the tiny model
 PLAN = {"blocks.0.self_attn.q": ("lokr", ""), "blocks.0.cross_attn.o": ("lokr_full", ""),
@@ -237,8 +239,9 @@ def test_diffusers_merges_lokr_loha_dora_with_exact_undo(tmp_path):
     save_file({"diffusion_model.blocks.0.self_attn.k.lora_down.weight": pa,
                "diffusion_model.blocks.0.self_attn.k.lora_up.weight": pb}, str(plain))
 
-    def reference(strength):
-        ref = _transformer()
+    ref = _transformer()
+
+    def reference(strength):  # the same tiny transformer with the formula's weights loaded
         sd = {k: v.clone() for k, v in base.items()}
         for name, t in parts.items():
             key = wl.original_to_diffusers(name) + ".weight"
