@@ -304,3 +304,23 @@ def test_write_lora_roundtrip_keeps_everything(tmp_path):
         b = back.modules[name]
         assert b.kind == m.kind and b.scale == m.scale and set(b.factors) == set(m.factors)
         assert all(torch.equal(b.factors[p], t) for p, t in m.factors.items())
+
+
+def test_cli_names_why_keys_were_left_out_and_the_kinds(tmp_path, capsys):
+    """convert says why a Tucker module was left out (not "not Wan2.1 LoRA weights"); inspect --check lists kinds."""
+    tensors, _ = hand_tensors(plan={"blocks.0.self_attn.q": ("lokr", ""), "blocks.0.ffn.2": ("loha", "in")})
+    tensors["diffusion_model.blocks.1.self_attn.k.hada_w1_a"] = torch.ones(D, 2)
+    tensors["diffusion_model.blocks.1.self_attn.k.hada_t1"] = torch.ones(2, 2, 3, 3)
+    src = tmp_path / "lyco.safetensors"
+    save_file(tensors, str(src))
+    assert cli.main(["lora", "convert", str(src), str(tmp_path / "out.safetensors"), "--to", "kohya"]) == 0
+    out = capsys.readouterr().out
+    assert "2 key(s) of the input were left out: 2: LoHa (LyCORIS Hadamard product) with Tucker cores" in out
+    model = tmp_path / "model.safetensors"
+    wl.write_tiny_wan(model, dim=D, ffn=F, layers=2, seed=1)
+    import json
+
+    assert cli.main(["lora", "inspect", str(src), "--json", "--check", str(model)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kinds"] == {"LoKr": 1, "LoHa+DoRA": 1}
+    assert data["validation"]["kinds"] == {"blocks.0.self_attn.q": "LoKr", "blocks.0.ffn.2": "LoHa+DoRA"}
