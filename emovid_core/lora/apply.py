@@ -196,22 +196,51 @@ def comfy_shape_spec(model) -> ShapeSpec:
     return spec
 
 
-def _comfy_lora_patch(up: torch.Tensor, down: torch.Tensor, alpha: float):
-    """A patch value core ComfyUI's calculate_weight applies as LoRA: LoRAAdapter (>= 0.3.3x) or the legacy tuple.
+_COMFY_ADAPTERS = {"lora": "LoRAAdapter", "lokr": "LoKrAdapter", "loha": "LoHaAdapter"}
 
-    The core never imports ComfyUI: it uses the adapter class only when the running ComfyUI has loaded it
-    (``comfy.lora`` imports ``comfy.weight_adapter`` at startup), and the legacy tuple otherwise (old ComfyUI,
-    headless tests).
+
+def _comfy_patch_weights(m) -> tuple:
+    """A module's tensors in the order core ComfyUI's adapter for its kind holds them (``comfy/lora.py`` load_lora
+    hands each adapter's ``load`` the file's alpha, None when absent, and the ``.dora_scale`` tensor)."""
+    if m.algo == "lokr":
+        f = m.factors
+        return (f.get("lokr_w1"), f.get("lokr_w2"), m.alpha, f.get("lokr_w1_a"), f.get("lokr_w1_b"),
+                f.get("lokr_w2_a"), f.get("lokr_w2_b"), None, m.dora_scale)  # None: the Tucker core (refused)
+    if m.algo == "loha":
+        f = m.factors
+        return (f["hada_w1_a"], f["hada_w1_b"], m.alpha, f["hada_w2_a"], f["hada_w2_b"], None, None, m.dora_scale)
+    return (m.up, m.down, m.effective_alpha, None, m.dora_scale, None)
+
+
+def _comfy_patch(m):
+    """A patch value core ComfyUI's calculate_weight applies as the module's kind (LoRA, LoKr, LoHa; DoRA too):
+    the running ComfyUI's own weight adapter (>= 0.3.3x), or the legacy ``(kind, weights)`` tuple where none is
+    loaded. The core never imports ComfyUI: it uses the adapter classes only when the running ComfyUI has loaded
+    them (``comfy.lora`` imports ``comfy.weight_adapter`` at startup), the tuple otherwise (old ComfyUI, headless
+    tests, :class:`emovid_core.lora.testing.ReferencePatcher`).
     """
-    adapter_cls = getattr(sys.modules.get("comfy.weight_adapter.lora"), "LoRAAdapter", None)
+    weights = _comfy_patch_weights(m)
+    adapter_cls = getattr(sys.modules.get("comfy.weight_adapter"), _COMFY_ADAPTERS[m.algo], None)
     if adapter_cls is None:
-        return ("lora", (up, down, alpha, None, None, None))
-    return adapter_cls(set(), (up, down, alpha, None, None, None))
+        return (m.algo, weights)
+    return adapter_cls(set(), weights)
 
 
 def _bare_params(lora: WanLora, report: ValidationReport, shapes: Mapping[str, Any]) -> list[str]:
     """Applied modules whose delta lands on a bare parameter (``blocks.N.modulation``), not on ``<module>.weight``."""
     return [n for n in report.applied if n in shapes and lora.modules[n].diff is not None]
+
+
+def _merged_modules(lora: WanLora, report: ValidationReport, shapes: Mapping[str, Any]) -> list[str]:
+    """Applied modules the diffusers path merges into a parameter itself (no peft layer can hold them): deltas on
+    bare parameters, and LoKr/LoHa/DoRA modules (peft's LoraLayer holds plain pairs only)."""
+    bare = set(_bare_params(lora, report, shapes))
+    return [n for n in report.applied if n in bare or lora.modules[n].has_lycoris]
+
+
+def _merged_param(n: str, shapes: Mapping[str, Any]) -> str:
+    """The diffusers parameter a merged module lands on (``blocks.N.scale_shift_table``, ``...to_q.weight``)."""
+    return wl.original_to_diffusers(n if n in shapes else n + ".weight")
 
 
 def _note_full_deltas(lora: WanLora, report: ValidationReport, bare: Sequence[str], how: str) -> None:
@@ -241,8 +270,8 @@ def comfy_patches(lora: WanLora, report: ValidationReport, block_weights: Mappin
         m = lora.modules[name]
         w = _module_weight(name, block_weights)
         wkey = f"{prefix}{name}" if name.endswith("modulation") else f"{prefix}{name}.weight"
-        if m.has_lowrank:
-            low.setdefault(w, {})[wkey] = _comfy_lora_patch(m.up, m.down, m.effective_alpha)
+        if m.has_lowrank or m.factors:
+            low.setdefault(w, {})[wkey] = _comfy_patch(m)
         if m.diff is not None:
             full.setdefault(w, {})[wkey] = ("diff", (m.diff,))
         if m.diff_b is not None and f"{name}.bias" not in report.skipped:
@@ -295,7 +324,7 @@ def _peft_state_dict(lora: WanLora, report: ValidationReport) -> dict[str, torch
     sd = {}
     for name in report.applied:
         m = lora.modules[name]
-        if not m.has_lowrank:
+        if not m.has_lowrank or m.has_lycoris:
             continue
         dname = wl.original_to_diffusers(name)
         sd[f"{dname}.lora_A.weight"] = m.down
@@ -306,7 +335,7 @@ def _peft_state_dict(lora: WanLora, report: ValidationReport) -> dict[str, torch
 def _lora_config(lora: WanLora, report: ValidationReport, block_weights):
     from peft import LoraConfig
 
-    mods = [lora.modules[n] for n in report.applied if lora.modules[n].has_lowrank]
+    mods = [m for n in report.applied if (m := lora.modules[n]).has_lowrank and not m.has_lycoris]
     if not mods:
         return None
     ranks = {wl.original_to_diffusers(m.name): m.rank for m in mods}
@@ -415,12 +444,17 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
         bare = _bare_params(lora, rep, shape_spec.shapes)
         for n in list(rep.applied):
             m = lora.modules[n]
-            if not fuse and n not in bare and (m.diff is not None or m.diff_b is not None):
+            if not fuse and n not in bare and ((m.diff is not None and not m.has_lycoris) or m.diff_b is not None):
                 rep.skipped[n] = (f"full-weight delta (.diff/.diff_b) on {n}.weight: peft adapters hold low-rank "
                                   "pairs only; apply this LoRA with fuse=True")
                 rep.applied.remove(n)
         _note_full_deltas(lora, rep, bare, "merged in float32" if fuse else
                           "merged into the parameter in float32; the original is restored exactly on the next stack change")
+        lyco = [n for n in rep.applied if lora.modules[n].has_lycoris]
+        if lyco:
+            rep.notes.append(f"{len(lyco)} LoKr/LoHa/DoRA module(s) merged into the weights in float32 (peft adapters hold "
+                             "plain LoRA pairs only)" + ("" if fuse else "; the original weights are kept on the CPU "
+                                                         "and restored exactly on the next stack change"))
         if strict and rep.skipped:
             raise LoraError("strict mode: " + str(rep))
         plans.append((s, lora, bw, rep))
@@ -444,8 +478,8 @@ def apply_lora_stack_to_diffusers(transformer, stack: Sequence[Any], fuse: bool 
             if name not in peft_names:
                 continue
         else:
-            bare_deltas[name] = [(wl.original_to_diffusers(n), _module_weight(n, bw), lora.modules[n].diff)
-                                 for n in _bare_params(lora, rep, shape_spec.shapes)]
+            bare_deltas[name] = [(_merged_param(n, shape_spec.shapes), _module_weight(n, bw), lora.modules[n])
+                                 for n in _merged_modules(lora, rep, shape_spec.shapes)]
             loaded_sources[name] = key
             config = _lora_config(lora, rep, bw)
             if name in peft_names:
@@ -494,36 +528,47 @@ def fused_diffusers_loras(transformer) -> list[tuple[str, float]]:
     return list(transformer.__dict__.get("_emovid_lora_fused", []))
 
 
+def _param(params: Mapping[str, torch.nn.Parameter], pname: str) -> torch.nn.Parameter:
+    """A parameter by its diffusers name, also when a peft adapter wraps its layer (``to_q.base_layer.weight``)."""
+    if pname in params:
+        return params[pname]
+    stem, _, leaf = pname.rpartition(".")
+    return params[f"{stem}.base_layer.{leaf}"]
+
+
 @torch.no_grad()
 def _restore_bare_params(transformer) -> None:
     originals = transformer.__dict__.pop("_emovid_bare_originals", {})
     params = dict(transformer.named_parameters())
     for pname, orig in originals.items():
-        params[pname].data.copy_(orig)
+        _param(params, pname).data.copy_(orig)
 
 
 @torch.no_grad()
 def _merge_bare_params(transformer, active: Sequence[tuple[list, float]], keep_undo: bool) -> None:
-    """Add every active bare-parameter delta (``blocks.N.scale_shift_table``) in float32, cast once per parameter.
+    """Merge every active module that has no peft layer -- a delta on a bare parameter (``blocks.N.scale_shift_table``),
+    a LoKr/LoHa/DoRA module on a layer weight -- in float32, in stack order, cast once per parameter.
 
-    peft has no adapter layer for a bare parameter, so the delta is merged; with ``keep_undo`` the original tensor
-    (6 x dim floats per block) is kept so the next call restores it bit for bit before merging the new stack.
+    Each module is applied by :meth:`LoraModule.merged` (ComfyUI's rule, DoRA's weight decomposition included, so
+    several on one weight compose as ComfyUI's patches do). With ``keep_undo`` the original tensor is kept (on
+    the CPU) so the next call restores it bit for bit before merging the new stack.
     """
-    total: dict[str, torch.Tensor] = {}
+    todo: dict[str, list[tuple[Any, float]]] = {}
     for deltas, strength in active:
-        for pname, bw, delta in deltas:
-            if strength * bw == 0:
-                continue
-            d = (strength * bw) * delta.to(torch.float32)
-            total[pname] = total[pname] + d if pname in total else d
-    if not total:
+        for pname, bw, module in deltas:
+            if strength * bw != 0:
+                todo.setdefault(pname, []).append((module, strength * bw))
+    if not todo:
         return
     params = dict(transformer.named_parameters())
     originals = transformer.__dict__.setdefault("_emovid_bare_originals", {}) if keep_undo else {}
-    for pname, d in total.items():
-        p = params[pname]
-        originals[pname] = p.data.clone()
-        p.data.copy_((p.data.to(torch.float32) + d.reshape(p.shape)).to(p.dtype))
+    for pname, mods in todo.items():
+        p = _param(params, pname)
+        originals[pname] = p.data.to("cpu", copy=True)
+        w = p.data.to(torch.float32, copy=True)
+        for module, s in mods:
+            w = module.merged(w.reshape(module.weight_shape or w.shape), s).reshape(p.shape)
+        p.data.copy_(w.to(p.dtype))
 
 
 @torch.no_grad()
@@ -563,7 +608,7 @@ def _fuse_float32(transformer, plans, report: StackReport) -> None:
                 continue
             w = float(s.strength) * _module_weight(name, bw)
             for delta, suffix in ((m.diff, ".weight"), (m.diff_b, ".bias")):
-                if delta is None:
+                if delta is None or (suffix == ".weight" and m.has_lycoris):  # merged with its LoKr/LoHa/DoRA
                     continue
                 dname = wl.original_to_diffusers(name + suffix)
                 p = params[dname]  # validate() checked that the model has it

@@ -8,6 +8,9 @@ which prefixes carry peft metadata. Per-module tensors every format shares (alph
 keys once; writing runs the same table backwards. Adding a format = one row of FORMATS (plus its test);
 ``test_format_table_examples_all_parse`` and the round-trip tests pick the new row up by themselves.
 
+LyCORIS LoKr/LoHa modules and DoRA magnitudes are not formats of their own: their tensors (rows of
+:data:`ALGORITHMS`, read through :data:`PARTS`) sit under the stems of any row, so every name space reads them.
+
 Why so many: ComfyUI 0.3.64 reads only ``diffusion_model.<orig>`` and ``lora_unet_<flat>`` stems for Wan
 (every other key is logged "lora key not loaded" and silently ignored), while diffusers reads
 ``transformer.<diffusers>`` and two converters; DiffSynth-Studio (EmoVid's trainer) writes bare
@@ -33,17 +36,18 @@ from .model import LoraError, LoraModule, NonFiniteLoraError, UnsupportedLoraErr
 
 METADATA_KEY = "lora_adapter_metadata"  # diffusers/peft LoraConfig JSON in the safetensors header
 
-# Markers of LoRA variants EmoVid refuses (whole file), with the name users know them by.
+# Markers of LoRA variants EmoVid refuses (whole file), with the name users know them by and why.
 _REFUSED = (
-    (".lokr_w", "LoKr (LyCORIS Kronecker)"),
-    (".hada_w", "LoHa (LyCORIS Hadamard)"),
-    (".dora_scale", "DoRA"),
-    (".lora_magnitude_vector", "DoRA (peft)"),
-    (".oft_", "OFT/BOFT"),
-    (".lora_mid.weight", "LoCon with Tucker mid weights"),
+    (".lora_magnitude_vector", "DoRA saved by peft (lora_magnitude_vector)",
+     "peft's DoRA normalises by the adapted weight at every strength, a rule core ComfyUI does not have, so the two "
+     "runtimes would give different videos; export it with LyCORIS/kohya key names (.dora_scale)"),
+    (".oft_", "OFT/BOFT (orthogonal fine-tuning)",
+     "it rotates the weight instead of adding a delta; no Wan2.1 trainer we know of writes it"),
+    (".a1.weight", "GLoRA (LyCORIS)", "core ComfyUI 0.3.64 disables GLoRA too"),
+    (".on_input", "(IA)^3", "it rescales activations, not weights"),
+    (".lora_mid.weight", "LoCon with Tucker mid weights", "Tucker mid weights decompose convolution kernels, and the "
+     "Wan2.1 layers a LoRA patches are linear"),
 )
-
-
 @dataclass(frozen=True)
 class LoraFormat:
     """One LoRA file layout. Everything reading and writing needs about it is in this row."""
@@ -112,9 +116,41 @@ class KeyPart:
     """A key suffix that is not a format's own A/B spelling: alpha, full deltas, other writers' pair spellings."""
 
     suffix: str
-    part: str  # "down" | "up" | "up_bias" | "alpha" | "diff" | "diff_b"
+    part: str  # "down" | "up" | "up_bias" | "alpha" | "diff" | "diff_b" | "dora_scale" | a LoKr/LoHa tensor name
     on: str = ""  # original-name parameter the stem lacks: ".diff_m" on "blocks.N" is a delta on "blocks.N.modulation"
 
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A LyCORIS weight-change algorithm other than LoRA: the tensors a module of it holds (next to ``.alpha`` and
+    ``.dora_scale``, which every row shares), under any prefix and name space of :data:`FORMATS`."""
+
+    key: str
+    label: str
+    needs: tuple[str, ...]  # per factor, its alternatives split by "|": a full matrix, or its two low-rank halves
+    tucker: tuple[str, ...]  # Tucker (CP) cores: they decompose convolution kernels, refused on Wan's linears
+    example: str
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for alt in self.needs for p in re.split(r"[| ]", alt))) + self.tucker
+
+    def missing(self, have) -> str | None:
+        """What a module holding the parts ``have`` still lacks (None when complete)."""
+        for alt in self.needs:
+            if not any(all(p in have for p in a.split()) for a in alt.split("|")):
+                return " or ".join(a.replace(" ", "+") for a in alt.split("|"))
+        return None
+
+
+# LoKr: W1 (x) W2, each factor full (lokr_w1) or a product (lokr_w1_a @ lokr_w1_b). LoHa: (w1_a@w1_b) * (w2_a@w2_b).
+ALGORITHMS: dict[str, Algorithm] = {a.key: a for a in (
+    Algorithm("lokr", "LoKr (LyCORIS Kronecker product)", ("lokr_w1|lokr_w1_a lokr_w1_b", "lokr_w2|lokr_w2_a lokr_w2_b"),
+              ("lokr_t2",), "lycoris_blocks_0_self_attn_q.lokr_w1, .lokr_w2_a, .lokr_w2_b, .alpha"),
+    Algorithm("loha", "LoHa (LyCORIS Hadamard product)", ("hada_w1_a hada_w1_b hada_w2_a hada_w2_b",),
+              ("hada_t1", "hada_t2"), "diffusion_model.blocks.0.ffn.0.hada_w1_a, _w1_b, _w2_a, _w2_b, .alpha"),
+)}
+_ALGO_OF_PART = {p: a for a in ALGORITHMS.values() for p in a.parts}
 
 PARTS: tuple[KeyPart, ...] = (
     KeyPart(".alpha", "alpha"),
@@ -128,6 +164,9 @@ PARTS: tuple[KeyPart, ...] = (
     KeyPart("_lora.down.weight", "down"), KeyPart("_lora.up.weight", "up"),
     KeyPart(".lora_linear_layer.down.weight", "down"), KeyPart(".lora_linear_layer.up.weight", "up"),
     KeyPart(".lora_A", "down"), KeyPart(".lora_B", "up"),
+    # DoRA's magnitude on a LoRA, LoKr or LoHa module (LyCORIS/kohya spelling), and every LyCORIS factor.
+    KeyPart(".dora_scale", "dora_scale"),
+    *(KeyPart("." + p, p) for p in _ALGO_OF_PART),
 )
 
 
@@ -316,14 +355,13 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
     """
     metadata = dict(metadata or {})
     where = Path(path).name if path is not None else "LoRA"
-    for marker, fmt_name in _REFUSED:
+    for marker, fmt_name, why in _REFUSED:
         hits = [k for k in tensors if marker in k]
         if hits:
             raise UnsupportedLoraError(
-                f"{where} is a {fmt_name} file ({len(hits)} keys such as {hits[0]!r}); EmoVid applies plain LoRA "
-                "(A/B or down/up pairs with alpha) and .diff/.diff_b deltas. Load it with core ComfyUI "
-                "LoraLoaderModelOnly (it needs ComfyUI key names, e.g. diffusion_model.blocks.0...), or export it "
-                "from your trainer as a plain LoRA")
+                f"{where} is a {fmt_name} file ({len(hits)} keys such as {hits[0]!r}), which EmoVid does not apply: "
+                f"{why}. EmoVid applies LoRA, LoKr, LoHa, DoRA (.dora_scale) and .diff deltas; export it from your "
+                "trainer as one of those")
     parts: dict[str, dict[str, tuple[str, torch.Tensor]]] = {}
     stems: dict[str, str] = {}
     formats: dict[str, int] = {}
@@ -366,12 +404,20 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
             lone = "down" if "down" in slot else "up"
             unused[slot[lone][0]] = f"{lone} weight without its {'up' if lone == 'down' else 'down'} partner"
             mod.source_keys.remove(slot[lone][0])
+        if any(p in _ALGO_OF_PART for p in slot) and not _take_factors(mod, slot, unused, where):
+            continue
         if "alpha" in slot:
-            if mod.has_lowrank:
+            if mod.has_lowrank or mod.factors:
                 mod.alpha, mod.alpha_source = float(slot["alpha"][1].float().item()), "key"
             else:
                 unused[slot["alpha"][0]] = "alpha without a lora down/up pair"
                 mod.source_keys.remove(slot["alpha"][0])
+        if "dora_scale" in slot:
+            if mod.has_lowrank or mod.factors:
+                mod.dora_scale = slot["dora_scale"][1]
+            else:
+                unused[slot["dora_scale"][0]] = "dora_scale without LoRA/LoKr/LoHa weights to scale"
+                mod.source_keys.remove(slot["dora_scale"][0])
         elif mod.has_lowrank and alpha_meta is not None:
             a = alpha_meta[0](_meta_stem(stems[name]), mod.rank)
             if a is not None:
@@ -385,10 +431,13 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
         if "diff_b" in slot and "up_bias" in slot:
             unused[slot["up_bias"][0]] = "second bias delta (the .diff_b key is used)"
             mod.source_keys.remove(slot["up_bias"][0])
-        if mod.has_lowrank or mod.diff is not None or mod.diff_b is not None:
+        if mod.has_lowrank or mod.factors or mod.diff is not None or mod.diff_b is not None:
             modules[name] = mod
     if not modules:
         first = ", ".join(repr(k) for k in list(tensors)[:3]) or "(no tensors)"
+        why = next(((k, r) for k, r in unused.items() if not r.startswith(("not a LoRA tensor", "not a Wan2.1"))), None)
+        if why is not None:  # Wan modules were there, but none usable: say why, not which spellings exist
+            raise LoraError(f"{where}: no usable Wan2.1 LoRA module among {len(tensors)} keys; {why[0]!r}: {why[1]}")
         raise LoraError(f"{where}: no Wan2.1 LoRA weights found among {len(tensors)} keys (first: {first}); "
                         f"supported spellings: {', '.join(f.example for f in FORMATS.values())}")
     strong = {f for f, n in formats.items() if n >= 1000} or set(formats)
@@ -401,6 +450,40 @@ def normalize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] |
     return WanLora(modules=dict(sorted(modules.items(), key=lambda kv: _module_sort_key(kv[0]))), source_format=fmt,
                    metadata=metadata, path=Path(path) if path is not None else None, unused_keys=unused,
                    num_file_keys=len(tensors), non_finite=dict(sorted(bad.items(), key=lambda kv: _module_sort_key(kv[0]))))
+
+
+def _take_factors(mod: LoraModule, slot: dict, unused: dict[str, str], where: str) -> bool:
+    """Move a module's LoKr/LoHa tensors from ``slot`` into ``mod.factors``; False (its keys listed in ``unused``
+    with the reason) when the module cannot be applied: Tucker cores, convolution factors, or an incomplete set."""
+    algos = {_ALGO_OF_PART[p] for p in slot if p in _ALGO_OF_PART}
+    if len(algos) > 1 or mod.has_lowrank:
+        kinds = sorted(a.label.split(" ")[0] for a in algos) + (["LoRA"] if mod.has_lowrank else [])
+        raise LoraError(f"{where}: module {mod.name} holds {' and '.join(kinds)} tensors at once; the file is corrupt "
+                        "or mixes two LoRAs")
+    algo = algos.pop()
+    have = {p: t for p, (_, t) in slot.items() if p in _ALGO_OF_PART}
+    reason = None
+    if any(p in have for p in algo.tucker):
+        reason = (f"{algo.label} with Tucker cores ({', '.join(p for p in algo.tucker if p in have)}): they decompose "
+                  "convolution kernels, and the Wan2.1 layers EmoVid patches are linear; export without use_tucker")
+    elif any(t.dim() != 2 for t in have.values()):
+        reason = f"{algo.label} factors for a convolution layer; EmoVid applies {algo.key} on linear layers only"
+    elif (lack := algo.missing(have)) is not None:
+        reason = f"incomplete {algo.label} module: no {lack}"
+    if reason is not None:
+        for key, _ in slot.values():
+            unused[key] = reason
+        return False
+    mod.algo, mod.factors = algo.key, have
+    pairs = [("lokr_w1_a", "lokr_w1_b"), ("lokr_w2_a", "lokr_w2_b"), ("hada_w1_a", "hada_w1_b"), ("hada_w2_a", "hada_w2_b")]
+    for a, b in pairs:
+        if a in have and have[a].shape[1] != have[b].shape[0]:
+            raise LoraError(f"{where}: module {mod.name}: {a} {tuple(have[a].shape)} and {b} {tuple(have[b].shape)} "
+                            "ranks differ; the file is corrupt or mixes two LoRAs")
+    if algo.key == "loha" and (have["hada_w1_a"].shape[0], have["hada_w1_b"].shape[1]) != (
+            have["hada_w2_a"].shape[0], have["hada_w2_b"].shape[1]):
+        raise LoraError(f"{where}: module {mod.name}: the two LoHa products have different shapes; the file is corrupt")
+    return True
 
 
 def describe_non_finite(bad: Mapping[str, list[str]], limit: int = 8) -> str:
@@ -467,6 +550,10 @@ def lora_state_dict(lora: WanLora, fmt: str) -> tuple[dict[str, torch.Tensor], d
     folded = 0
     for m in lora.modules.values():
         stem = f.stem(m.name)
+        if m.has_lycoris and f.alpha != "key":
+            raise LoraError(f"module {m.name} is a {m.kind} module, which the {f.label} format cannot hold (it stores "
+                            "LoRA A/B pairs only, and its loaders refuse LyCORIS tensors); convert to comfy or kohya "
+                            "instead, which core ComfyUI applies with its own LoKr/LoHa/DoRA adapters")
         if m.diff is not None and not f.full_deltas:
             raise LoraError(f"module {m.name} carries a full-weight delta (.diff), which the {f.label} format cannot "
                             "store; write it as comfy or kohya instead")
@@ -480,6 +567,12 @@ def lora_state_dict(lora: WanLora, fmt: str) -> tuple[dict[str, torch.Tensor], d
             out[stem + f.up] = up
             if f.alpha == "key":
                 out[stem + ".alpha"] = torch.tensor(m.effective_alpha, dtype=torch.float32)
+        if m.factors:  # LoKr/LoHa: the LyCORIS tensor names after any stem; alpha only when the file had one
+            out.update({f"{stem}.{part}": t for part, t in m.factors.items()})
+            if m.alpha is not None:
+                out[stem + ".alpha"] = torch.tensor(float(m.alpha), dtype=torch.float32)
+        if m.dora_scale is not None:
+            out[stem + ".dora_scale"] = m.dora_scale
         if m.diff is not None:
             out[stem + ".diff"] = m.diff
         if m.diff_b is not None:

@@ -33,6 +33,8 @@ class LoraInfo:
     architecture: str
     i2v: bool
     full_deltas: int  # modules with .diff/.diff_b
+    kinds: dict[str, int]  # "LoRA", "LoKr", "LoHa", "LoRA+DoRA", "diff", ... -> module count
+    module_kinds: dict[str, str]  # module -> kind, for every module that is not a plain LoRA pair
     parameters: int
     nbytes: int
     dtypes: list[str]
@@ -56,6 +58,7 @@ class LoraInfo:
             + (f" ({self.blocks[0]}-{self.blocks[-1]})" if self.blocks else ""),
             f"rank: {counts(self.ranks)}; alpha: {counts(self.alphas, '{:g}')}; scale alpha/rank: {counts(self.scales, '{:g}')}",
             f"alpha stored as: {counts(self.alpha_source)}",
+            f"kinds: {counts(self.kinds)}" + ("" if not self.module_kinds else "; " + _by_kind(self.module_kinds)),
             f"targets: {', '.join(self.targets)}",
             f"parameters: {self.parameters:,} ({self.nbytes / 1e6:.1f} MB, {', '.join(self.dtypes)})",
         ]
@@ -87,33 +90,44 @@ class LoraInfo:
         return "\n".join(self.lines())
 
 
+def _by_kind(module_kinds: dict[str, str], limit: int = 4) -> str:
+    """``LoKr: blocks.0.self_attn.q, blocks.0.self_attn.k, ... (40)`` per kind that is not plain LoRA."""
+    groups: dict[str, list[str]] = {}
+    for name, kind in module_kinds.items():
+        groups.setdefault(kind, []).append(name)
+    return "; ".join(f"{k}: {', '.join(v[:limit])}{', ...' if len(v) > limit else ''} ({len(v)})"
+                     for k, v in sorted(groups.items()))
+
+
 def _relative(name: str) -> str:
     return name.split(".", 2)[2] if wl.block_index(name) is not None else name
 
 
 def inspect_lora(lora: WanLora) -> LoraInfo:
     mods = list(lora.modules.values())
-    low = [m for m in mods if m.has_lowrank]
+    low = [m for m in mods if m.rank is not None or m.factors]  # LoKr with two full factors has no rank
     width = lora_width(lora)
     i2v = any(wl.is_i2v_only(m.name) for m in mods)
     arch = lora_trained_for(lora, width)
     arch += ", I2V (has image cross-attention keys)" if i2v else ", T2V or I2V (no image cross-attention keys)"
     order = {k: i for i, k in enumerate(wl.BLOCK_ORIGINAL_TO_DIFFUSERS)}
     targets = sorted({_relative(m.name) for m in mods}, key=lambda t: (order.get(t, 999), t))
-    dtypes = sorted({str(t.dtype).replace("torch.", "") for m in mods for t in (m.down, m.up, m.diff, m.diff_b) if t is not None})
+    dtypes = sorted({str(t.dtype).replace("torch.", "") for m in mods for t in m.tensors().values()})
     label = FORMATS[lora.source_format].label if lora.source_format in FORMATS else lora.source_format
     return LoraInfo(
         name=lora.name, source_format=lora.source_format, format_label=label, num_modules=len(mods),
         num_file_keys=lora.num_file_keys,
-        ranks=dict(Counter(m.rank for m in low)),
-        alphas=dict(Counter(round(m.effective_alpha, 6) for m in low)),
+        ranks=dict(Counter(m.rank for m in low if m.rank is not None)),
+        alphas=dict(Counter(round(m.effective_alpha, 6) for m in low if m.effective_alpha is not None)),
         scales=dict(Counter(round(m.scale, 6) for m in low)),
         alpha_source=dict(Counter(m.alpha_source for m in low)),
         targets=targets,
         blocks=sorted({wl.block_index(m.name) for m in mods} - {None}),
         width=width, architecture=arch, i2v=i2v,
         full_deltas=sum(1 for m in mods if m.diff is not None or m.diff_b is not None),
-        parameters=sum(t.numel() for m in mods for t in (m.down, m.up, m.diff, m.diff_b) if t is not None),
+        kinds=dict(Counter(m.kind for m in mods)),
+        module_kinds={m.name: m.kind for m in mods if m.kind not in ("LoRA", "diff")},
+        parameters=sum(t.numel() for m in mods for t in m.tensors().values()),
         nbytes=lora.nbytes(), dtypes=dtypes, unused_keys=dict(lora.unused_keys), metadata=dict(lora.metadata),
         non_finite={k: list(v) for k, v in lora.non_finite.items()},
     )

@@ -44,6 +44,25 @@ def module_from_state_dict(sd: Mapping[str, torch.Tensor]) -> torch.nn.Module:
     return root
 
 
+def module_from_comfy_patch(kind: str, args: tuple, key: str = "") -> LoraModule:
+    """The :class:`LoraModule` a legacy ComfyUI patch tuple describes (the inverse of apply's ``_comfy_patch``)."""
+    if kind == "lora":
+        up, down, alpha, mid, dora_scale = args[:5]
+        if mid is not None or (len(args) > 5 and args[5] is not None):
+            raise NotImplementedError("LoCon mid / reshape LoRA patches are not produced by EmoVid")
+        return LoraModule(key, down=down, up=up, alpha=alpha, dora_scale=dora_scale)
+    if kind == "lokr":
+        names = ("lokr_w1", "lokr_w2", None, "lokr_w1_a", "lokr_w1_b", "lokr_w2_a", "lokr_w2_b", "lokr_t2", None)
+        alpha, dora_scale = args[2], args[8]
+    else:
+        names = ("hada_w1_a", "hada_w1_b", None, "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", None)
+        alpha, dora_scale = args[2], args[7]
+    factors = {n: t for n, t in zip(names, args) if n is not None and t is not None}
+    if any(n.endswith(("_t1", "_t2")) for n in factors):
+        raise NotImplementedError("Tucker LoKr/LoHa patches are not produced by EmoVid")
+    return LoraModule(key, alpha=alpha, algo=kind, factors=factors, dora_scale=dora_scale)
+
+
 class _BaseModel(torch.nn.Module):
     def __init__(self, diffusion_model: torch.nn.Module):
         super().__init__()
@@ -56,9 +75,9 @@ class ReferencePatcher:
     ``add_patches`` keeps only keys present in ``model.state_dict()`` and appends
     ``(strength_patch, patch, strength_model, offset, function)``; ``patched_weight`` recomputes a weight as
     ``comfy.model_patcher.patch_weight_to_device`` does: copy to float32, run every patch through
-    calculate_weight's rules ("lora" tuples: ``w += strength * (alpha / rank) * up @ down``, alpha None -> 1;
-    "diff": ``w += strength * diff``; objects with ``calculate_weight`` are called like ComfyUI's adapters),
-    then cast back to the weight's dtype.
+    calculate_weight's rules ("lora"/"lokr"/"loha" tuples, DoRA included, through :meth:`LoraModule.merged`,
+    which follows ComfyUI's adapters; "diff": ``w += strength * diff``; objects with ``calculate_weight`` are
+    called like ComfyUI's adapters), then cast back to the weight's dtype.
     """
 
     def __init__(self, diffusion_model: torch.nn.Module):
@@ -106,13 +125,8 @@ class ReferencePatcher:
                 w = v.calculate_weight(w, key, strength, strength_model, None, lambda a: a, torch.float32, None)
                 continue
             kind, args = (v[0], v[1]) if len(v) == 2 else ("diff", v)
-            if kind == "lora":
-                up = args[0].to(torch.float32)
-                down = args[1].to(torch.float32)
-                alpha = args[2] / down.shape[0] if args[2] is not None else 1.0
-                if args[3] is not None or args[4] is not None:
-                    raise NotImplementedError("mid/DoRA LoRA patches are not produced by EmoVid")
-                w += ((strength * alpha) * (up.flatten(1) @ down.flatten(1)).reshape(w.shape)).to(w.dtype)
+            if kind in ("lora", "lokr", "loha"):
+                w = module_from_comfy_patch(kind, args, key).merged(w, strength).to(w.dtype)
             elif kind == "diff":
                 diff = args[0]
                 if strength != 0.0 and tuple(diff.shape) == tuple(w.shape):

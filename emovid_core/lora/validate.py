@@ -105,6 +105,7 @@ class ValidationReport:
     skipped: dict[str, str] = field(default_factory=dict)  # module name or file key -> reason
     notes: list[str] = field(default_factory=list)
     file_keys: dict[str, int] = field(default_factory=dict)  # "applied"/"skipped" -> number of file keys
+    kinds: dict[str, str] = field(default_factory=dict)  # applied module -> kind, when not a plain LoRA pair
 
     @property
     def ok(self) -> bool:
@@ -118,6 +119,12 @@ class ValidationReport:
         for reason, n in by_reason.most_common():
             example = next(k for k, r in self.skipped.items() if r == reason)
             out.append(f"  skipped {n}: {reason} (e.g. {example})")
+        groups: dict[str, list[str]] = {}
+        for name in self.applied:
+            if name in self.kinds:
+                groups.setdefault(self.kinds[name], []).append(name)
+        for kind, names in sorted(groups.items()):
+            out.append(f"  applied as {kind}: {len(names)} module(s) ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
         out += [f"  note: {n}" for n in self.notes]
         return out
 
@@ -234,9 +241,16 @@ def validate(lora: WanLora, spec: ShapeSpec, strict: bool = False, block_weights
                 m.diff is None and int(_prod(shape)) == int(_prod(target))):
             report.skipped[name] = f"shape {tuple(shape)} does not match the model's {tuple(target)}"
             continue
+        if m.dora_scale is not None and len(target) == 2 and tuple(m.dora_scale.shape) not in (
+                (target[0], 1), (1, target[1])):
+            report.skipped[name] = (f"dora_scale {tuple(m.dora_scale.shape)} fits neither the output axis "
+                                    f"({target[0]}, 1) nor the input axis (1, {target[1]}) of the model's {tuple(target)}")
+            continue
         if m.diff_b is not None and name + ".bias" not in spec.shapes:
             report.skipped[name + ".bias"] = "bias delta for a weight without bias"
         report.applied.append(name)
+        if m.kind not in ("LoRA", "diff"):
+            report.kinds[name] = m.kind
     if dropped_i2v and spec.i2v:
         report.notes.append(f"this LoRA was trained for Wan2.1 I2V (image cross-attention), the model is "
                             f"{spec.model_name()} without a CLIP image branch: dropped the {dropped_i2v} module(s) "

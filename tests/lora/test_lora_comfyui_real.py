@@ -2,7 +2,9 @@
 
 A tiny Wan2.1 checkpoint loaded by core UNETLoader; one LoRA written in DiffSynth, diffusers and musubi (kohya)
 format and applied with EmoVidLoraLoader must give the SAME sampled latent (KSampler path, 3 euler steps) as the
-same LoRA converted to ComfyUI format and applied by core LoraLoaderModelOnly. As a control, core
+same LoRA converted to ComfyUI format and applied by core LoraLoaderModelOnly. The same for a hand-written
+LyCORIS file (LoKr, LoHa, DoRA .dora_scale) in lycoris_/diffusers/DiffSynth/musubi spellings against core on its
+diffusion_model. spelling, latents and patched weights, at strengths 0.8 and -0.5. As a control, core
 LoraLoaderModelOnly on the raw DiffSynth file skips every key and samples the base model.
 
 Run: COMFYUI_DIR=/work/comfyui pytest tests/lora/test_lora_comfyui_real.py -q   (ComfyUI's python is found by
@@ -59,6 +61,36 @@ def _write_hand_loras(folder: Path, dim: int = 128, ffn: int = 256, rank: int = 
     return ["diffsynth", "diffusers", "musubi"]
 
 
+# LyCORIS: one module of each kind (LoKr full/low-rank factors, LoKr both low-rank with DoRA, LoHa with and without
+# DoRA, LoRA with DoRA on either axis), spelled by hand per name space; core reads the diffusion_model. spelling.
+_LYCORIS_PLAN = {"blocks.0.self_attn.q": ("lokr", ""), "blocks.0.cross_attn.o": ("lokr_full", ""),
+                 "blocks.1.ffn.0": ("lokr_ab", "out"), "blocks.0.ffn.2": ("loha", ""),
+                 "blocks.1.self_attn.k": ("loha", "in"), "blocks.1.cross_attn.v": ("lora", "out"),
+                 "blocks.0.self_attn.v": ("lora", "in")}
+
+
+def _write_hand_lycoris(folder: Path, dim: int = 128, ffn: int = 256) -> list[str]:
+    import importlib.util
+
+    from safetensors.torch import save_file
+
+    # tests/lora/utils.py by path: ComfyUI's own tests/ package would shadow "tests" on this sys.path.
+    spec = importlib.util.spec_from_file_location("emovid_lora_test_utils", PACK / "tests" / "lora" / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    parts = {m: utils.lycoris_module(kind, *((ffn, dim) if m.endswith("ffn.0") else (dim, ffn) if m.endswith("ffn.2")
+                                             else (dim, dim)), seed=20 + i, dora=dora)
+             for i, (m, (kind, dora)) in enumerate(_LYCORIS_PLAN.items())}
+    stems = {"comfy": lambda m: "diffusion_model." + m, "lycoris": lambda m: "lycoris_" + m.replace(".", "_"),
+             "diffusers": lambda m: "transformer.blocks." + m.split(".")[1] + "." + _DIFFUSERS_NAMES[m.split(".", 2)[2]],
+             "diffsynth": lambda m: m, "musubi": lambda m: "lora_unet_" + m.replace(".", "_")}
+    assert stems["diffusers"]("blocks.1.self_attn.k") == "transformer.blocks.1.attn1.to_k"
+    for fmt, stem in stems.items():
+        sd = {f"{stem(m)}.{p}": t.clone().contiguous() for m, ts in parts.items() for p, t in ts.items()}
+        save_file(sd, str(folder / f"lyco_{fmt}.safetensors"))
+    return [f for f in stems if f != "comfy"]
+
+
 def _check(comfy_dir: Path, work: Path) -> dict:
     import logging
 
@@ -68,6 +100,7 @@ def _check(comfy_dir: Path, work: Path) -> dict:
     import comfy.options
 
     comfy.options.enable_args_parsing()
+    import comfy.lora
     import folder_paths
     import torch
 
@@ -92,6 +125,7 @@ def _check(comfy_dir: Path, work: Path) -> dict:
     write_lora(i2v_lora, lo / "i2v_diffusers.safetensors", "diffusers")
     write_lora(load_lora(lo / "i2v_diffusers.safetensors"), lo / "i2v_comfy.safetensors", "comfy")
     hand_formats = _write_hand_loras(lo)
+    lyco_formats = _write_hand_lycoris(lo)
     folder_paths.add_model_folder_path("diffusion_models", str(dm), is_default=True)
     folder_paths.add_model_folder_path("loras", str(lo), is_default=True)
 
@@ -138,6 +172,55 @@ def _check(comfy_dir: Path, work: Path) -> dict:
     result["hand_core_on_musubi_bit_identical"] = bool(torch.equal(
         sample(core_loader.load_lora_model_only(model, "hand_musubi.safetensors", 0.8)[0]), hand_core))
     result["hand_core_on_musubi_skipped_keys"] = len(skipped)
+    # LyCORIS LoKr/LoHa/DoRA: core on the hand-written diffusion_model. file is the reference (DoRA at strength 0.8
+    # and -0.5 takes ComfyUI's interpolation path); ours must apply each spelling through the same adapters.
+    from comfy.weight_adapter import LoHaAdapter, LoKrAdapter, LoRAAdapter
+
+    for target in ("comfy", "kohya"):  # = `emovid lora convert lyco_diffusers.safetensors ... --to comfy|kohya`
+        write_lora(load_lora(lo / "lyco_diffusers.safetensors"), lo / f"lyco_to_{target}.safetensors", target)
+    for strength in (0.8, -0.5):
+        skipped.clear()
+        lyco_core_model = core_loader.load_lora_model_only(model, "lyco_comfy.safetensors", strength)[0]
+        lyco_core = sample(lyco_core_model)
+        result[f"lyco_core_skipped_keys_{strength}"] = len(skipped)
+        result[f"lyco_core_differs_from_base_{strength}"] = float((lyco_core - base).abs().max())
+        for fmt in lyco_formats:
+            res = ours_cls().apply(model, f"lyco_{fmt}.safetensors", strength, True)["result"]
+            result[f"lyco_ours_{fmt}_bit_identical_{strength}"] = bool(torch.equal(sample(res[0]), lyco_core))
+            if fmt == "lycoris" and strength == 0.8:
+                kinds = {k: type(v[-1][1]).__name__ for k, v in res[0].patches.items()}
+                result["lyco_ours_adapter_classes"] = sorted(set(kinds.values()))
+                result["lyco_report_names_kinds"] = "applied as LoKr+DoRA: 1 module(s)" in res[1]
+                core_kinds = {k: type(v[-1][1]).__name__ for k, v in lyco_core_model.patches.items()}
+                result["lyco_same_adapters_as_core"] = kinds == core_kinds and len(kinds) == len(_LYCORIS_PLAN)
+                result["lyco_is_comfy_adapter"] = all(isinstance(v[-1][1], (LoKrAdapter, LoHaAdapter, LoRAAdapter))
+                                                      for v in res[0].patches.values())
+        for target in ("comfy", "kohya"):  # core on our conversions: nothing skipped, the same latent
+            skipped.clear()
+            conv = sample(core_loader.load_lora_model_only(model, f"lyco_to_{target}.safetensors", strength)[0])
+            result[f"lyco_core_on_converted_{target}_{strength}"] = (len(skipped), bool(torch.equal(conv, lyco_core)))
+        # the patched weights themselves, every module
+        ours_model = ours_cls().apply(model, "lyco_lycoris.safetensors", strength, True)["result"][0]
+        same = []
+        for m in _LYCORIS_PLAN:
+            key = f"diffusion_model.{m}.weight"
+            w = model.model.state_dict()[key].float()
+            same.append(torch.equal(comfy.lora.calculate_weight(lyco_core_model.patches[key], w.clone(), key),
+                                    comfy.lora.calculate_weight(ours_model.patches[key], w.clone(), key)))
+        result[f"lyco_weights_bit_identical_{strength}"] = all(same)
+        # the pack's own formula (what the diffusers pipeline merges) against core's adapters
+        ours_math = load_lora(lo / "lyco_lycoris.safetensors")
+        diffs = []
+        for m in _LYCORIS_PLAN:
+            key = f"diffusion_model.{m}.weight"
+            w = model.model.state_dict()[key].float()
+            want = comfy.lora.calculate_weight(lyco_core_model.patches[key], w.clone(), key)
+            diffs.append(float((ours_math.modules[m].merged(w.clone(), strength) - want).abs().max()))
+        result[f"lyco_pack_math_max_abs_diff_{strength}"] = max(diffs)
+    skipped.clear()
+    core_sample_lycoris = sample(core_loader.load_lora_model_only(model, "lyco_lycoris.safetensors", 0.8)[0])
+    result["core_on_lycoris_prefix_skipped_keys"] = len(skipped)  # core has no lycoris_ names for Wan
+    result["core_on_lycoris_prefix_equals_base"] = bool(torch.equal(core_sample_lycoris, base))
     skipped.clear()
     kohya = sample(core_loader.load_lora_model_only(model, "emo_kohya.safetensors", 0.8)[0])
     result["core_on_kohya_conversion_skipped_keys"] = len(skipped)
@@ -185,6 +268,18 @@ def test_real_comfyui_matches_core_lora_loader(tmp_path):
     assert result["i2v_model_config"] == "WAN21_I2V" and result["core_i2v_skipped_keys"] == 0 and result["i2v_bit_identical"]
     assert result["core_i2v_on_t2v_skipped_keys"] == 12  # 2 blocks x (k_img, v_img) x (A, B, alpha): silent in core
     assert result["ours_i2v_on_t2v_report_mentions_drop"] and result["i2v_on_t2v_bit_identical"]
+    # LyCORIS LoKr / LoHa / DoRA through ComfyUI's own adapters: bit-identical to core on its diffusion_model. file
+    for strength in (0.8, -0.5):
+        assert result[f"lyco_core_skipped_keys_{strength}"] == 0 and result[f"lyco_core_differs_from_base_{strength}"] > 1e-4
+        for fmt in ("lycoris", "diffusers", "diffsynth", "musubi"):
+            assert result[f"lyco_ours_{fmt}_bit_identical_{strength}"], (fmt, strength, result)
+        assert result[f"lyco_weights_bit_identical_{strength}"], result
+        for target in ("comfy", "kohya"):
+            assert result[f"lyco_core_on_converted_{target}_{strength}"] == [0, True], (target, result)
+        assert result[f"lyco_pack_math_max_abs_diff_{strength}"] == 0.0, result  # the diffusers merge rule
+    assert result["lyco_ours_adapter_classes"] == ["LoHaAdapter", "LoKrAdapter", "LoRAAdapter"], result
+    assert result["lyco_same_adapters_as_core"] and result["lyco_is_comfy_adapter"] and result["lyco_report_names_kinds"]
+    assert result["core_on_lycoris_prefix_skipped_keys"] > 0 and result["core_on_lycoris_prefix_equals_base"]
 
 
 if __name__ == "__main__":

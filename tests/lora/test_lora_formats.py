@@ -145,14 +145,16 @@ def test_unused_keys_are_accounted_for():
     assert used | set(lora.unused_keys) == set(tensors)  # every key: used or skipped with a reason
 
 
-@pytest.mark.parametrize("marker,name", [(".lokr_w1", "LoKr"), (".hada_w1_a", "LoHa"), (".dora_scale", "DoRA"),
-                                         (".lora_magnitude_vector", "DoRA")])
+@pytest.mark.parametrize("marker,name", [(".lora_magnitude_vector", "DoRA saved by peft"), (".oft_blocks", "OFT"),
+                                         (".a1.weight", "GLoRA"), (".on_input", "IA"), (".lora_mid.weight", "Tucker")])
 def test_refused_variants_name_the_format(marker, name):
+    """What is still refused names itself and why (LoKr, LoHa and DoRA .dora_scale apply: test_lora_lycoris.py)."""
     down, up = _pair(6)
     tensors = {"diffusion_model.blocks.0.self_attn.q.lora_A.weight": down, "diffusion_model.blocks.0.self_attn.q.lora_B.weight": up,
                "diffusion_model.blocks.0.self_attn.q" + marker: torch.ones(D)}
-    with pytest.raises(UnsupportedLoraError, match=name):
+    with pytest.raises(UnsupportedLoraError, match=name) as err:
         normalize(tensors)
+    assert "which EmoVid does not apply: " in str(err.value) and "LoKr, LoHa, DoRA (.dora_scale)" in str(err.value)
 
 
 def test_no_wan_keys_is_an_error():

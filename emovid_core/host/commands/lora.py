@@ -57,7 +57,8 @@ def _inspect(args) -> int:
     if spec is not None:
         try:
             report = validate(lora, spec)
-            out["validation"] = {"applied": report.applied, "skipped": report.skipped, "notes": report.notes}
+            out["validation"] = {"applied": report.applied, "skipped": report.skipped, "notes": report.notes,
+                                 "kinds": report.kinds}
         except LoraMismatchError as exc:
             out["validation"] = {"error": str(exc)}
             status = 2
@@ -80,5 +81,9 @@ def _convert(args) -> int:
     for n in notes:
         print(f"note: {n}")
     if lora.unused_keys:
-        print(f"note: {len(lora.unused_keys)} key(s) of the input were not Wan2.1 LoRA weights and were left out")
+        from collections import Counter
+
+        reasons = Counter(lora.unused_keys.values())
+        print(f"note: {len(lora.unused_keys)} key(s) of the input were left out: "
+              + "; ".join(f"{n}: {r}" for r, n in reasons.most_common()))
     return 0
