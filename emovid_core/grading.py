@@ -41,6 +41,7 @@ DEFAULT_MAX_HUE_SHIFT = 30.0  # degrees: a 170° rotation looks wrong, 30° is a
 DEFAULT_SIGMA = 6.0  # frames: Gaussian smoothing of log gamma in frame mode
 CLOSE = 0.01  # the closed loop promise: measured B and C within this of the goal (protection off)
 LOOP_TOLERANCE = 1e-3  # the loop stops once both are this close
+HUE_TOLERANCE = 0.05  # degrees: and the hue shift has settled
 MAX_PASSES = 4
 MAX_GAMMA = 20.0  # gammas stay within [1/20, 20]; a goal beyond that is reported as missed
 _ATTRS = ("brightness", "colorfulness", "hue")
@@ -478,9 +479,13 @@ def _after_stats(before: attributes.FrameStats, sums: np.ndarray) -> attributes.
 
 
 def _run(frames: _Frames, before: attributes.FrameStats, *, goal_clip: dict, goal_frames: dict | None, shift: np.ndarray,
-         mode: str, sigma: float, protect: float, stride: int, progress: bool):
+         mode: str, sigma: float, protect: float, stride: int, progress: bool, cap: float = DEFAULT_MAX_HUE_SHIFT,
+         hue_goal: float | None = None, hue_frames: np.ndarray | None = None):
     """Solve, grade, measure, correct. ``goal_clip``: pooled goals (B/C, None = no target); ``goal_frames``: per-frame
-    goal arrays (frame mode without a pooled goal: drift). Returns (out, gv, gs, after sums, passes, protected)."""
+    goal arrays (frame mode without a pooled goal: drift). The hue shift is corrected in the same loop toward the
+    pooled ``hue_goal`` or the per-frame ``hue_frames`` (grey pixels keep hue 0, so the measured mean moves less than
+    the shift), within ±``cap``. Returns (out, gv, gs, after sums, shift, passes, protected)."""
+    shift = np.asarray(shift, np.float64).copy()
     n = frames.n
     npx = before.pixels.astype(np.float64)
     sel = np.flatnonzero(before.indices % stride == 0)
@@ -525,11 +530,20 @@ def _run(frames: _Frames, before: attributes.FrameStats, *, goal_clip: dict, goa
                     err_f = sums[:, col] / npx - goal_frames[name]
                     errs.append(float(np.abs(err_f).max()))
                     solve_frames[name] -= err_f
-            if not errs or max(errs) <= LOOP_TOLERANCE:
+            hue_open = False
+            if hue_frames is not None or hue_goal is not None:
+                if hue_frames is not None:
+                    err_h = _wrap(np.degrees(np.arctan2(sums[:, 2], sums[:, 3])) - hue_frames)
+                else:
+                    err_h = np.full(n, float(_wrap(_clip_values(sums, npx, sel)[2] - hue_goal)))
+                new = np.clip(shift - err_h, -cap, cap)
+                hue_open = bool(np.any(np.abs(new - shift) > HUE_TOLERANCE))
+                shift = new
+            if (not errs or max(errs) <= LOOP_TOLERANCE) and not hue_open:
                 break
         if bar is not None:
             bar.update(n * (MAX_PASSES - passes))  # passes not needed: the bar ends full
-    return out, gv, gs, sums, passes, protected
+    return out, gv, gs, sums, shift, passes, protected
 
 
 def _report_common(frames, before, after_stats, stride, fps):
@@ -578,9 +592,10 @@ def grade(images, targets: Targets, *, strength: float = 1.0, max_hue_shift: flo
         if mode == "frame":
             cur = attributes.curves(before)
             goal_frames = {k: (None if goal[k] is None else cur[k] + s * (tdict[k] - cur[k])) for k in ("brightness", "colorfulness")}
-        out, gv, gs, sums, passes, protected = _run(frames, before, goal_clip={k: goal[k] for k in ("brightness", "colorfulness")},
-                                                    goal_frames=goal_frames, shift=shift, mode=mode, sigma=smooth_sigma,
-                                                    protect=protect_skin, stride=stride, progress=progress)
+        out, gv, gs, sums, shift, passes, protected = _run(
+            frames, before, goal_clip={k: goal[k] for k in ("brightness", "colorfulness")}, goal_frames=goal_frames,
+            shift=shift, mode=mode, sigma=smooth_sigma, protect=protect_skin, stride=stride, progress=progress,
+            cap=float(max_hue_shift), hue_goal=goal["hue"])
         after = _after_stats(before, sums)
         out_img = frames.finish(out, images)
     b, a, bc, ac = _report_common(frames, before, after, stride, fps)
@@ -645,9 +660,10 @@ def correct_drift(images, reference: Any = "first", *, strength: float = 1.0, hu
     if s == 0.0:
         out_img, gv, gs, after, passes, protected = _identity(images, frames), np.ones(frames.n), np.ones(frames.n), before, 0, None
     else:
-        out, gv, gs, sums, passes, protected = _run(frames, before, goal_clip={}, goal_frames=goal_frames, shift=shift,
-                                                    mode="frame", sigma=smooth_sigma, protect=protect_skin, stride=stride,
-                                                    progress=progress)
+        out, gv, gs, sums, shift, passes, protected = _run(
+            frames, before, goal_clip={}, goal_frames=goal_frames, shift=shift, mode="frame", sigma=smooth_sigma,
+            protect=protect_skin, stride=stride, progress=progress, cap=float(max_hue_shift),
+            hue_frames=(cur["hue"] + _wrap(ref["hue"] - cur["hue"]) * s) % 360.0 if hue and smooth_sigma == 0 else None)
         after = _after_stats(before, sums)
         out_img = frames.finish(out, images)
     b, a, bc, ac = _report_common(frames, before, after, stride, fps)
