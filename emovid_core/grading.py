@@ -482,9 +482,11 @@ def _run(frames: _Frames, before: attributes.FrameStats, *, goal_clip: dict, goa
          mode: str, sigma: float, protect: float, stride: int, progress: bool, cap: float = DEFAULT_MAX_HUE_SHIFT,
          hue_goal: float | None = None, hue_frames: np.ndarray | None = None):
     """Solve, grade, measure, correct. ``goal_clip``: pooled goals (B/C, None = no target); ``goal_frames``: per-frame
-    goal arrays (frame mode without a pooled goal: drift). The hue shift is corrected in the same loop toward the
-    pooled ``hue_goal`` or the per-frame ``hue_frames`` (grey pixels keep hue 0, so the measured mean moves less than
-    the shift), within ±``cap``. Returns (out, gv, gs, after sums, shift, passes, protected)."""
+    goal arrays (frame mode without a pooled goal: drift). With ``hue_goal`` (pooled) or ``hue_frames`` (per frame)
+    the hue shift is corrected in the same loop too, within ±``cap``: grey pixels keep hue 0, so the measured mean
+    moves less than the shift. Drift correction asks for that; the emotion grade applies the shift as defined
+    (s·wrap(target − H), capped) and reports the measured hue, so it usually needs one pass.
+    Returns (out, gv, gs, after sums, shift, passes, protected)."""
     shift = np.asarray(shift, np.float64).copy()
     n = frames.n
     npx = before.pixels.astype(np.float64)
@@ -595,7 +597,7 @@ def grade(images, targets: Targets, *, strength: float = 1.0, max_hue_shift: flo
         out, gv, gs, sums, shift, passes, protected = _run(
             frames, before, goal_clip={k: goal[k] for k in ("brightness", "colorfulness")}, goal_frames=goal_frames,
             shift=shift, mode=mode, sigma=smooth_sigma, protect=protect_skin, stride=stride, progress=progress,
-            cap=float(max_hue_shift), hue_goal=goal["hue"])
+            cap=float(max_hue_shift))
         after = _after_stats(before, sums)
         out_img = frames.finish(out, images)
     b, a, bc, ac = _report_common(frames, before, after, stride, fps)

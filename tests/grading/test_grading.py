@@ -43,20 +43,20 @@ def test_hits_the_strength_interpolated_goal(clip, mode, strength):
         assert rep.goal[name] == pytest.approx(goal)
         assert abs(rep.miss(name)) <= G.LOOP_TOLERANCE + 1e-6
     assert rep.close_enough and "within 0.01 of the goal: yes" in "\n".join(rep.lines())
-    # Hue: the shift is s * wrap(170 - H), under the 30-degree cap; grey bars (hue 0) do not turn, so the loop
-    # rotates the coloured pixels a little further until the measured mean is on the goal.
+    # Hue: every frame turns by s * wrap(170 - H), under the 30-degree cap; grey bars (hue 0) do not turn, so the
+    # measured mean lands a little short of the goal (the report shows it).
     d = float(np.clip(strength * (((170.0 - before.hue_raw + 180) % 360) - 180), -30, 30))
     assert rep.goal["hue"] == pytest.approx((before.hue_raw + d) % 360, abs=1e-6)
-    assert abs(((after.hue_raw - rep.goal["hue"] + 180) % 360) - 180) < 0.2
-    assert np.all(np.abs(rep.hue_shift) <= 30.0)
+    assert np.allclose(rep.hue_shift, d, atol=1e-9 if mode == "clip" else 3.0)
+    assert abs(((after.hue_raw - rep.goal["hue"] + 180) % 360) - 180) < 5.0
+    assert rep.passes <= 2
 
 
 def test_hue_shift_is_capped(clip):
     out, rep = G.grade(clip, G.Targets(hue=20.0), max_hue_shift=30.0, progress=False)  # wants +178
     before = measured(clip)
     assert rep.goal["hue"] == pytest.approx((before.hue_raw + 30.0) % 360)
-    assert len(set(rep.hue_shift)) == 1 and np.all(np.abs(rep.hue_shift) <= 30.0)
-    assert abs(((measured(out).hue_raw - rep.goal["hue"] + 180) % 360) - 180) < 0.2
+    assert np.all(rep.hue_shift == 30.0)
     assert rep.goal["brightness"] is None and np.all(rep.gamma_v == 1.0)
     assert measured(out).brightness_raw == pytest.approx(measured(clip).brightness_raw, abs=2e-4)
 
