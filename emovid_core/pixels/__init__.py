@@ -26,7 +26,7 @@ import numpy as np
 
 from ..frame_check import check_values
 from . import _opencv
-from ._opencv import ONE_BITS, Workspace, tile_rows  # noqa: F401  (Workspace, tile_rows: attributes' OpenCV path)
+from ._opencv import Workspace, tile_rows  # noqa: F401  (Workspace, tile_rows: attributes' OpenCV path)
 
 ENV = "EMOVID_PIXELS"
 BACKENDS = ("numba", "opencv")
@@ -100,8 +100,8 @@ def frame_sums(frame: np.ndarray, index: int, ws: Workspace | None = None, hasle
         return _opencv.frame_sums(frame, index, ws or Workspace(), hasler)
     x = _float32_rgb(frame, index)
     s = _kernels().frame_sums(x, hasler)
-    if s[7] > ONE_BITS:
-        check_values(x, index)  # the precise error; passes only for -0.0, whose sign bit tripped the bit test
+    if s[7] > 0:
+        check_values(x, index)  # raises the precise error
     return s[0], s[1], s[2], s[3], (hasler_m(s[4], s[5], s[6], x.shape[0] * x.shape[1]) if hasler else None)
 
 

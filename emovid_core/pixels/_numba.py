@@ -33,7 +33,7 @@ _RAD = _F(math.pi / 180.0)
 _S3 = _F(math.sqrt(3.0) / 2.0)
 _ONE = _F(1.0)
 _ZERO = _F(0.0)
-SUMS = 8  # V, S, sin h, cos h, Hasler rg, yb, rg^2 + yb^2, max bit pattern of the input values
+SUMS = 8  # V, S, sin h, cos h, Hasler rg, yb, rg^2 + yb^2, count of values outside [0, 1]
 LUT_SIZE = 4096  # intervals of the gamma table (over sqrt(x))
 _JIT = {"nogil": True, "fastmath": _FM, "error_model": "numpy", "cache": True}
 
@@ -81,23 +81,41 @@ def _split(x, i, rr, gg, bb):
         bb[j] = x[i, j, 2]
 
 
+@njit(inline="always", fastmath=_FM, error_model="numpy")
+def _split_checked(x, i, rr, gg, bb):
+    """:func:`_split` that also counts values outside [0, 1] (NaN fails both comparisons) in every channel."""
+    good = 0
+    for j in range(x.shape[1]):
+        r = x[i, j, 0]
+        g = x[i, j, 1]
+        b = x[i, j, 2]
+        rr[j] = r
+        gg[j] = g
+        bb[j] = b
+        good += np.int32((r >= _ZERO) & (r <= _ONE)) + np.int32((g >= _ZERO) & (g <= _ONE)) + np.int32((b >= _ZERO) & (b <= _ONE))
+    for k in range(3, x.shape[2]):  # alpha: validated, otherwise ignored
+        for j in range(x.shape[1]):
+            a = x[i, j, k]
+            good += np.int32((a >= _ZERO) & (a <= _ONE))
+    return x.shape[1] * x.shape[2] - good
+
+
 @njit(**_JIT)
 def frame_sums(x, hasler):
     """Sums of one float32 C-contiguous frame ``[H, W, C]`` (C >= 3; channels past 3 are only range-checked).
 
     Returns float64 ``[SUMS]``: ΣV, ΣS, Σsin h, Σcos h, Σrg, Σyb, Σ(rg² + yb²) (0..255 scale; zeros unless
-    ``hasler``) and the largest uint32 bit pattern of any input value: above that of 1.0 means NaN, inf, a
-    negative or a value above 1 (or -0.0, which the caller re-checks). Row sums in float32, rows in float64."""
+    ``hasler``) and the number of input values (any channel) that are NaN or outside [0, 1]. Row sums in float32,
+    rows in float64. (A max over the values' bit patterns, as the OpenCV path does, cost 1.5 ns per pixel here; the
+    comparisons ride along with the loads of the split loop.)"""
     h, w, c = x.shape
-    bits = x.reshape(-1).view(np.uint32)
     rr = np.empty(w, np.float32)
     gg = np.empty(w, np.float32)
     bb = np.empty(w, np.float32)
     out = np.zeros(SUMS)
-    rowlen = w * c
-    mb = np.uint32(0)
+    bad = 0
     for i in range(h):
-        _split(x, i, rr, gg, bb)
+        bad += _split_checked(x, i, rr, gg, bb)
         sv = _ZERO
         ss = _ZERO
         sn = _ZERO
@@ -126,10 +144,7 @@ def frame_sums(x, hasler):
             out[4] += a
             out[5] += y
             out[6] += q
-        base = i * rowlen
-        for k in range(base, base + rowlen):
-            mb = max(mb, bits[k])
-    out[7] = float(mb)
+    out[7] = float(bad)
     return out
 
 
