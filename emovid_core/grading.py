@@ -712,3 +712,9 @@ def plot_image(report: GradeReport):
     import torch
 
     return torch.from_numpy(plot_rgb(report).astype(np.float32) / 255.0)[None]
+
+
+def node_outputs(out, report: GradeReport) -> dict:
+    """What the grading nodes return: the frames, the report's lines as text and the plot, the text also in the UI."""
+    text = "\n".join(report.lines())
+    return {"ui": {"text": [text]}, "result": (out, text, plot_image(report))}

@@ -8,6 +8,8 @@ from emovid_core.emotions import EMOTIONS
 from .dataset import DATASET_TYPE
 
 CATEGORY = "EmoVid/grading"
+RETURN_TYPES = ("IMAGE", "STRING", "IMAGE")
+RETURN_NAMES = ("images", "report", "plot")
 
 _SETTINGS = {
     "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
@@ -38,8 +40,8 @@ class EmoVidEmotionGrade:
     CATEGORY = CATEGORY
     FUNCTION = "grade"
     OUTPUT_NODE = True
-    RETURN_TYPES = ("IMAGE", "STRING", "IMAGE")
-    RETURN_NAMES = ("images", "report", "plot")
+    RETURN_TYPES = RETURN_TYPES
+    RETURN_NAMES = RETURN_NAMES
     OUTPUT_TOOLTIPS = (
         "The graded frames (same size; alpha carried over).",
         "Before / after / goal per attribute, the gammas, the hue shift and how close the clip came.",
@@ -81,8 +83,7 @@ class EmoVidEmotionGrade:
                                            brightness=brightness, colorfulness=colorfulness, hue=hue, strength=strength,
                                            max_hue_shift=max_hue_shift, protect_skin=protect_skin, mode=mode,
                                            smooth_sigma=smooth_sigma)
-        text = "\n".join(report.lines())
-        return {"ui": {"text": [text]}, "result": (out, text, grading.plot_image(report))}
+        return grading.node_outputs(out, report)
 
 
 class EmoVidDriftCorrect:
@@ -95,8 +96,8 @@ class EmoVidDriftCorrect:
     CATEGORY = CATEGORY
     FUNCTION = "correct"
     OUTPUT_NODE = True
-    RETURN_TYPES = ("IMAGE", "STRING", "IMAGE")
-    RETURN_NAMES = ("images", "report", "plot")
+    RETURN_TYPES = RETURN_TYPES
+    RETURN_NAMES = RETURN_NAMES
     OUTPUT_TOOLTIPS = (
         "The corrected frames (same size; alpha carried over).",
         "Before / after per attribute, the spread around the reference, gammas and hue shifts.",
@@ -128,8 +129,7 @@ class EmoVidDriftCorrect:
         out, report = grading.drift_inputs(images, reference_frame=reference_frame, reference=reference, hue=correct_hue,
                                            strength=strength, max_hue_shift=max_hue_shift, protect_skin=protect_skin,
                                            smooth_sigma=smooth_sigma)
-        text = "\n".join(report.lines())
-        return {"ui": {"text": [text]}, "result": (out, text, grading.plot_image(report))}
+        return grading.node_outputs(out, report)
 
 
 NODE_CLASS_MAPPINGS = {"EmoVidEmotionGrade": EmoVidEmotionGrade, "EmoVidDriftCorrect": EmoVidDriftCorrect}

@@ -100,6 +100,26 @@ def _split_checked(x, i, rr, gg, bb):
     return x.shape[1] * x.shape[2] - good
 
 
+@njit(inline="always", fastmath=_FM, error_model="numpy")
+def _add_row_sums(rr, gg, bb, out):
+    """Add one planar row's ΣV, ΣS, Σsin h, Σcos h to ``out[0:4]`` (float32 within the row, float64 across rows)."""
+    sv = _ZERO
+    ss = _ZERO
+    sn = _ZERO
+    cs = _ZERO
+    for j in range(rr.shape[0]):
+        v, s, m0, m1, m2, off = _hsv(rr[j], gg[j], bb[j])
+        co, si = _cos_sin(m0, m1, m2, off)
+        sv += v
+        ss += s
+        sn += si
+        cs += co
+    out[0] += sv
+    out[1] += ss
+    out[2] += sn
+    out[3] += cs
+
+
 @njit(**_JIT)
 def frame_sums(x, hasler):
     """Sums of one float32 C-contiguous frame ``[H, W, C]`` (C >= 3; channels past 3 are only range-checked).
@@ -116,21 +136,7 @@ def frame_sums(x, hasler):
     bad = 0
     for i in range(h):
         bad += _split_checked(x, i, rr, gg, bb)
-        sv = _ZERO
-        ss = _ZERO
-        sn = _ZERO
-        cs = _ZERO
-        for j in range(w):
-            v, s, m0, m1, m2, off = _hsv(rr[j], gg[j], bb[j])
-            co, si = _cos_sin(m0, m1, m2, off)
-            sv += v
-            ss += s
-            sn += si
-            cs += co
-        out[0] += sv
-        out[1] += ss
-        out[2] += sn
-        out[3] += cs
+        _add_row_sums(rr, gg, bb, out)
         if hasler:
             a = 0.0
             y = 0.0
@@ -249,22 +255,8 @@ def grade_rows(x, r0, r1, lut_v, lut_s, shift, wt, out, sums):
                 hh[j] = k * hh[j] + (_ONE - k) * rr[j]
                 vv[j] = k * vv[j] + (_ONE - k) * gg[j]
                 ss_[j] = k * ss_[j] + (_ONE - k) * bb[j]
-        sv = _ZERO
-        ssum = _ZERO
-        sn = _ZERO
-        cs = _ZERO
         for j in range(w):
             out[i, j, 0] = hh[j]
             out[i, j, 1] = vv[j]
             out[i, j, 2] = ss_[j]
-        for j in range(w):
-            va, sa, a0, a1, a2, offa = _hsv(hh[j], vv[j], ss_[j])
-            co, si = _cos_sin(a0, a1, a2, offa)
-            sv += va
-            ssum += sa
-            sn += si
-            cs += co
-        sums[0] += sv
-        sums[1] += ssum
-        sums[2] += sn
-        sums[3] += cs
+        _add_row_sums(hh, vv, ss_, sums)
