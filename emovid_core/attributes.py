@@ -428,10 +428,11 @@ def _linear_summary(x: np.ndarray, y: np.ndarray, fps: float) -> dict:
 def _hue_summary(x: np.ndarray, hue: np.ndarray, fps: float) -> dict:
     rad = np.radians(hue)
     s, c = float(np.sin(rad).mean()), float(np.cos(rad).mean())
-    # Identical hues (a still clip) give R = 1 that rounding can push just above 1, where log(R) > 0 has no sqrt.
-    r = _unit(math.hypot(s, c))
+    # Identical hues (a still clip) give R = 1 that rounding can push just above 1, where log(R) > 0 has no sqrt,
+    # or just below it, which would report a spread of ~1e-6° that is not there: identical hues have R = 1 exactly.
     # Unwrapping makes a drift 350° → 10° a +20° change rather than -340°, so slope and extremes mean something.
     unwrapped = np.degrees(np.unwrap(rad))
+    r = 1.0 if np.ptp(hue) == 0 else _unit(math.hypot(s, c))
     slope = _slope(x, unwrapped)
     return {
         "circular_mean": _circular_degrees(s, c),
