@@ -15,6 +15,7 @@ from emovid_core import video_io as vio
 from emovid_core.host.cli import main
 from emovid_core.host.graph import run_workflow
 from tests.grading.utils import hsv_clip
+from tests.helpers.source_node import source_node
 
 FPS = 16.0
 
@@ -55,21 +56,8 @@ def grade_node(**over):
 
 
 def test_grade_node_through_the_graph_with_stats_text(pack_nodes, media, out_dir, tmp_path):
-    stats = stats_json(tmp_path).read_text()
-
-    class Stats:  # stands in for EmoVid Dataset Stats' json output (a STRING)
-        RETURN_TYPES = ("STRING",)
-        FUNCTION = "run"
-        CATEGORY = "EmoVid/test"
-
-        @classmethod
-        def INPUT_TYPES(cls):
-            return {"required": {}}
-
-        def run(self):
-            return (stats,)
-
-    classes = {**pack_nodes, "EmoVidTestStats": Stats}
+    # A STRING source stands in for EmoVid Dataset Stats' json output (the real chain is the next test).
+    classes = {**pack_nodes, "EmoVidTestStats": source_node("STRING", stats_json(tmp_path).read_text())}
     wf = {"1": load_node(), "2": {"class_type": "EmoVidTestStats", "inputs": {}}, "3": grade_node(stats=["2", 0])}
     res = run_workflow(wf, classes=classes)
     images, report, plot = (res.outputs["3"][i][0] for i in range(3))
