@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/bench_attributes.py [--frames 81] [--height 480] [--width 832] [--repeats 5]
 
 (a) ours: ``attributes.frame_stats`` + clip values + curves (the paper's B/C/H per frame), without and with the
-    Hasler-Suesstrunk extra, and with a single worker thread (its CPU cost, whatever the number of free cores);
+    Hasler-Suesstrunk extra, and with a single worker thread (its CPU cost, whatever the number of free cores), on
+    the fused numba kernels when numba is installed ("fused") and on the OpenCV fallback ("opencv"), both in this run
+    (the pixel backend is switched with EMOVID_PIXELS between calls);
 (b) what a user would write: for each frame cv2.cvtColor(RGB2HSV) on the float32 frame, NumPy means of S and V,
     np.sin/np.cos of the hue; (c) the memory floor: one pass reading the float32 IMAGE tensor once
     (``tensor.sum()``, all torch threads). Every repeat runs all variants back to back (round robin), so load from
@@ -30,6 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from emovid_core import attributes as A  # noqa: E402
+from emovid_core import pixels  # noqa: E402
 
 
 def make_clip(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -51,8 +54,13 @@ def make_clip(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     return out.clamp_(0, 1).contiguous()
 
 
-def ours(x: torch.Tensor, hasler: bool, workers: int | None = None):
-    stats = A.frame_stats(x, hasler=hasler, progress=False, workers=workers)
+def ours(x: torch.Tensor, hasler: bool, workers: int | None = None, backend: str | None = None):
+    if backend:
+        os.environ[pixels.ENV] = backend
+    try:
+        stats = A.frame_stats(x, hasler=hasler, progress=False, workers=workers)
+    finally:
+        os.environ.pop(pixels.ENV, None)
     return A.clip_attributes(stats, 20), A.curves(stats)
 
 
@@ -128,35 +136,47 @@ def main() -> int:
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
           f"cv2 threads {cv2.getNumThreads()}, attribute workers {min(A._MAX_WORKERS, A._available_cpus())}; "
           f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    # Warm up every path once (allocator, thread pools, lazy imports) so the medians measure steady state.
-    ours(x[:2], True), ours(x[:2], False, 1), baseline(x[:2]), floor(x)
-    r = timed_round_robin({
-        "floor": lambda: floor(x),
-        "cvt": lambda: cvt_only(x),
-        "base": lambda: baseline(x),
-        "ours": lambda: ours(x, False),
-        "full": lambda: ours(x, True),
-        "ours1": lambda: ours(x, False, 1),
-    }, args.repeats)
-    t_floor, t_cvt, t_ours, t_full, t_one = (r[k][0] for k in ("floor", "cvt", "ours", "full", "ours1"))
+    fused = pixels.numba_available()
+    backends = (["numba"] if fused else []) + ["opencv"]
+    print(f"pixel backends measured: {', '.join(backends)}" + ("" if fused else " (numba not installed: pip install '.[fast]')"))
+    # Warm up every path once (allocator, thread pools, lazy imports, numba's compile) so the medians are steady state.
+    for be in backends:
+        ours(x[:2], True, backend=be), ours(x[:2], False, 1, backend=be)
+    baseline(x[:2]), floor(x)
+    fns = {"floor": lambda: floor(x), "cvt": lambda: cvt_only(x), "base": lambda: baseline(x)}
+    for be in backends:
+        fns[f"ours-{be}"] = lambda be=be: ours(x, False, backend=be)
+        fns[f"full-{be}"] = lambda be=be: ours(x, True, backend=be)
+        fns[f"one-{be}"] = lambda be=be: ours(x, False, 1, backend=be)
+    r = timed_round_robin(fns, args.repeats)
+    t_floor, t_cvt = r["floor"][0], r["cvt"][0]
     t_base, (bb, bc, bh) = r["base"]
-    clip, cur = r["ours"][1]
-    cur_full = r["full"][1][1]
     mpx = x.shape[0] * x.shape[1] * x.shape[2] / 1e6
-
-    print(f"(a)  ours, paper curves (B, C, H per frame + clip) : {t_ours * 1e3:8.1f} ms")
-    print(f"(a+) ours, with Hasler-Suesstrunk extra           : {t_full * 1e3:8.1f} ms")
-    print(f"(a1) ours, one worker thread                      : {t_one * 1e3:8.1f} ms "
-          f"({t_one * 1e9 / (mpx * 1e6):.2f} ns per pixel of one core)")
     print(f"(b)  plain cv2.cvtColor + NumPy loop               : {t_base * 1e3:8.1f} ms")
     print(f"(c)  memory floor (tensor.sum(), one read)         : {t_floor * 1e3:8.1f} ms")
-    print(f"     the loop's cvtColor calls alone               : {t_cvt * 1e3:8.1f} ms "
-          f"({t_cvt / t_base:.0%} of (b))")
-    print(f"speed-up (b)/(a)  = {t_base / t_ours:5.2f}x   (target >= 5x)")
-    print(f"speed-up (b)/(a+) = {t_base / t_full:5.2f}x")
-    print(f"speed-up (b)/(a1) = {t_base / t_one:5.2f}x   (one core each, apart from (b)'s threaded cvtColor)")
-    print(f"(a)/(c)           = {t_ours / t_floor:5.2f}x  (target <= 3x)")
-    print(f"(a+)/(c)          = {t_full / t_floor:5.2f}x")
+    print(f"     the loop's cvtColor calls alone               : {t_cvt * 1e3:8.1f} ms ({t_cvt / t_base:.0%} of (b))")
+    for be in backends:
+        t_ours, t_full, t_one = (r[f"{k}-{be}"][0] for k in ("ours", "full", "one"))
+        name = "fused numba" if be == "numba" else "OpenCV fallback"
+        print(f"--- {name}")
+        print(f"(a)  ours, paper curves (B, C, H per frame + clip) : {t_ours * 1e3:8.1f} ms")
+        print(f"(a+) ours, with Hasler-Suesstrunk extra           : {t_full * 1e3:8.1f} ms")
+        print(f"(a1) ours, one worker thread                      : {t_one * 1e3:8.1f} ms "
+              f"({t_one * 1e9 / (mpx * 1e6):.2f} ns per pixel of one core)")
+        print(f"speed-up (b)/(a)  = {t_base / t_ours:5.2f}x   (target >= 5x)   [{be}]")
+        print(f"speed-up (b)/(a+) = {t_base / t_full:5.2f}x")
+        print(f"speed-up (b)/(a1) = {t_base / t_one:5.2f}x   (one core each, apart from (b)'s threaded cvtColor)")
+        print(f"(a)/(c)           = {t_ours / t_floor:5.2f}x  (target <= 2x)   [{be}]")
+        print(f"(a+)/(c)          = {t_full / t_floor:5.2f}x")
+    if fused:
+        print(f"fused vs OpenCV fallback: {r['ours-opencv'][0] / r['ours-numba'][0]:.2f}x faster (a), "
+              f"{r['one-opencv'][0] / r['one-numba'][0]:.2f}x per core (a1)")
+        on, oc = r["ours-numba"][1], r["ours-opencv"][1]
+        print(f"fused vs fallback: clip raw B {abs(on[0].brightness_raw - oc[0].brightness_raw):.2e} "
+              f"C {abs(on[0].colorfulness_raw - oc[0].colorfulness_raw):.2e} H {float(angdiff(on[0].hue_raw, oc[0].hue_raw)):.2e} deg; "
+              f"per-frame B {np.abs(on[1]['brightness'] - oc[1]['brightness']).max():.2e}")
+    clip, cur = r[f"ours-{backends[0]}"][1]
+    cur_full = r[f"full-{backends[0]}"][1][1]
 
     (rb, rc, rh), (cb, cc, chue) = reference(x)
     print("max |(a) - float64 reference|:")

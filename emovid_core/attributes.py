@@ -21,12 +21,10 @@ Definitions (EmoVid, AAAI-26, §"visual attributes"):
 - Alpha: a 4th channel is validated (must be in [0, 1]) and otherwise **ignored**, i.e. the RGB values under
   transparent pixels count like any other. That is what a clip looks like once encoded to mp4, which drops alpha.
 
-Speed: the per-frame work is a handful of OpenCV kernels over tiles of rows that stay in cache (RGB→HSV, which
-is also the pass that reads the frame from memory; the range check on the cached tile; channel sums in float64;
-hue extraction; ``polarToCart`` for cos/sin of hue; sums), with preallocated buffers so no full-size HSV copy of
-the clip is ever held, and frames spread over one thread per available core. Memory is bounded by one tile per
-thread, whatever the clip length. Per pixel and core that is ~1.9 ns, against ~1.7 ns for the kernels alone in
-cache; see docs/attributes.md#speed and benchmarks/bench_attributes.py for measurements.
+Speed: the per-frame sums come from the per-pixel layer :mod:`emovid_core.pixels` (the fused numba kernel when the
+``fast`` extra is installed, else OpenCV kernels over tiles of rows that stay in cache; torch ops for tensors on a
+GPU), with frames spread over one thread per available core. Memory is bounded by one tile or row buffer per
+thread, whatever the clip length; see docs/attributes.md#speed and benchmarks/bench_attributes.py.
 """
 
 from __future__ import annotations
@@ -45,9 +43,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from . import runtime
+from . import pixels, runtime
 from .atomic import write_bytes
-from .frame_check import check_frame, check_values, value_error
+from .frame_check import check_frame
 
 PAPER_STRIDE = 20
 CONVERSION = "OpenCV float32 COLOR_RGB2HSV on RGB in [0,1] (H in [0,360) deg, S and V in [0,1])"
@@ -58,20 +56,12 @@ HASLER_NOTE = (
     "0..255 scale (rg = R-G, yb = (R+G)/2 - B); an extra, NOT the paper's colorfulness (which is mean HSV saturation)"
 )
 
-# A frame is cut into equal tiles of at most this many pixels: big enough that the ~8 OpenCV/NumPy calls per
-# tile cost little Python overhead, small enough that a worker's buffers (input + HSV + 3 planes, ~4.5 MB) stay in
-# the shared L3 cache between the passes.
-# Measured on 480x832 frames: 64k-pixel tiles 66 ms, 128k 62 ms, 256k 61 ms, whole frames 64 ms (single thread).
-_TILE_PIXELS = 1 << 17
-_UNIT = np.float32(1.0 / 255.0)  # uint8 -> float the way video_io.frames_to_image does it (multiply, not divide)
-# Hasler-Suesstrunk opponent channels (rg, yb, 0) from RGB in 0..1, on the 0..255 scale its thresholds assume.
-_HASLER_M = (255.0 * np.array([[1.0, -1.0, 0.0], [0.5, 0.5, -1.0], [0.0, 0.0, 0.0]])).astype(np.float32)
-# Frames are analysed by one thread per available core (OpenCV and NumPy release the GIL). A thread needs
-# ~2 ns of CPU per pixel, reading the input costs ~0.25 ns per pixel at typical memory bandwidth, so beyond about
-# 8 threads the pass is memory-bound and more only add buffers.
+# Frames are analysed by one thread per available core (OpenCV, NumPy and the numba kernels release the GIL). A
+# thread needs ~2 ns of CPU per pixel, reading the input costs ~0.25 ns per pixel at typical memory bandwidth, so
+# beyond about 8 threads the pass is memory-bound and more only add buffers.
 _MAX_WORKERS = 8
 _SERIAL_PIXELS = 1 << 18
-_ONE_BITS = np.float32(1.0).view(np.uint32)  # bit pattern of 1.0f, see _check_tile
+_tile_rows = pixels.tile_rows  # rows per tile of the OpenCV path (tests size frames by it)
 
 
 # ------------------------------------------------------------------------------------------------ input checks
@@ -140,98 +130,6 @@ class FrameStats:
         return int(self.pixels.shape[0])
 
 
-class _Workspace:
-    """Reusable tile buffers (one per worker thread): allocating per tile costs page faults that dwarf the
-    arithmetic."""
-
-    def __init__(self) -> None:
-        self._rows = 0
-        self._width = 0
-
-    def ensure(self, rows: int, width: int) -> None:
-        if rows <= self._rows and width == self._width:
-            return
-        self._rows, self._width = r, w = rows, width
-        self.rgb = np.empty((r, w, 3), np.float32)  # converted / alpha-stripped input when needed
-        self.hsv = np.empty((r, w, 3), np.float32)
-        self.hue = np.empty((r, w), np.float32)
-        self.cos = np.empty((r, w), np.float32)
-        self.sin = np.empty((r, w), np.float32)
-        self.opp = np.empty((r, w, 3), np.float32)
-
-
-def _tile_rows(width: int) -> int:
-    return max(1, _TILE_PIXELS // max(1, width))
-
-
-def _check_tile(tile: np.ndarray, frame: np.ndarray, index: int) -> None:
-    """Raise the precise error when a float tile holds NaN, inf or values outside [0, 1].
-
-    float32 tiles take one integer max over their bits: every float32 in [+0, 1] has a bit pattern <= that of
-    1.0 read as uint32, while NaN, ±inf, negatives (sign bit set) and values above 1 all compare greater. That is
-    one cheap reduction on a tile already in cache (a float min plus max is two). -0.0 also trips it, so a
-    suspicious tile is re-checked with float comparisons before anything is reported.
-    """
-    if tile.dtype == np.float32 and tile.view(np.uint32).max() <= _ONE_BITS:
-        return
-    try:
-        check_values(tile, index)
-    except ValueError:
-        raise value_error(frame, index) from None  # described over the whole frame, not the tile
-
-
-def _frame_sums(frame: np.ndarray, index: int, ws: _Workspace, hasler: bool) -> tuple:
-    """(ΣV, ΣS, Σsin h, Σcos h, Hasler M or None) of one [H, W, C] frame, tile by tile."""
-    h, w, c = frame.shape
-    tiles = -(-h // _tile_rows(w))
-    rows = -(-h // tiles)  # equal tiles: 480 rows of 832 become 4 x 120, not 3 x 157 plus a 9-row sliver
-    ws.ensure(rows, w)
-    sv = ss = ssin = scos = 0.0
-    o_sum = np.zeros(2)
-    o_sq = 0.0
-    is_u8 = frame.dtype == np.uint8
-    direct = not is_u8 and c == 3 and frame.dtype == np.float32 and frame.flags.c_contiguous
-    for r0 in range(0, h, rows):
-        tile = frame[r0:r0 + rows]
-        n = tile.shape[0]
-        if direct:
-            # The conversion is the first pass over the tile, so it is the one that waits for main memory; the
-            # range check after it reads the tile from cache. (A separate check pass in front of it cost as much
-            # as the conversion itself.)
-            hsv = cv2.cvtColor(tile, cv2.COLOR_RGB2HSV, dst=ws.hsv[:n])
-            _check_tile(tile, frame, index)
-        else:
-            rgb = ws.rgb[:n]
-            if is_u8:
-                np.multiply(tile if c == 3 else tile[..., :3], _UNIT, out=rgb, dtype=np.float32, casting="unsafe")
-            else:
-                _check_tile(tile, frame, index)  # the original values (alpha included), before any rounding
-                rgb[...] = tile[..., :3]  # drop alpha / float16, float64 -> float32 (OpenCV's HSV float path)
-            tile = rgb
-            hsv = cv2.cvtColor(tile, cv2.COLOR_RGB2HSV, dst=ws.hsv[:n])
-        _, s_sum, v_sum, _ = cv2.sumElems(hsv)
-        hue = cv2.extractChannel(hsv, 0, dst=ws.hue[:n])
-        cs, sn = cv2.polarToCart(None, hue, x=ws.cos[:n], y=ws.sin[:n], angleInDegrees=True)
-        sv += v_sum
-        ss += s_sum
-        scos += cv2.sumElems(cs)[0]
-        ssin += cv2.sumElems(sn)[0]
-        if hasler:
-            # Only var(rg) + var(yb) and the two means enter M, so Σrg, Σyb and Σ(rg² + yb²) per tile suffice.
-            # A 3x3 transform (third row zero) hits OpenCV's SIMD 3-channel path; a 2x3 one is ~6x slower.
-            opp = cv2.transform(tile, _HASLER_M, dst=ws.opp[:n])
-            rg_sum, yb_sum, _, _ = cv2.sumElems(opp)
-            o_sum += (rg_sum, yb_sum)
-            o_sq += cv2.norm(opp, cv2.NORM_L2SQR)
-    m = None
-    if hasler:
-        npx = h * w
-        mu = o_sum / npx
-        var = max(o_sq / npx - float(mu @ mu), 0.0)
-        m = math.sqrt(var) + 0.3 * math.sqrt(float(mu @ mu))
-    return sv, ss, ssin, scos, m
-
-
 class _SizedFrames:
     """Frames of an in-memory batch, with the total pixel count known up front."""
 
@@ -291,6 +189,8 @@ def frame_stats(
     Raises ValueError naming the problem for an empty batch, a wrong rank or channel count, NaN/inf, or values
     outside [0, 1].
     """
+    if pixels.is_device_tensor(images):
+        return _device_stats(images, indices, hasler)
     total, frames = _iter_source(images)
     rows: list[tuple] = []
     sizes: list[tuple[int, int]] = []
@@ -307,8 +207,8 @@ def frame_stats(
     def work(i: int, frame: np.ndarray) -> tuple:
         ws = getattr(local, "ws", None)
         if ws is None:
-            ws = local.ws = _Workspace()
-        return _frame_sums(frame, i, ws, hasler)
+            ws = local.ws = pixels.Workspace()
+        return pixels.frame_sums(frame, i, ws, hasler)
 
     bar_cm = runtime.progress_bar(total or 0, "frame attributes") if progress else contextlib.nullcontext()
     with bar_cm as bar, ThreadPoolExecutor(workers, thread_name_prefix="emovid-attr") as pool:
@@ -330,6 +230,29 @@ def frame_stats(
                 collect()
         while pending:
             collect()
+    return _stats_from_rows(rows, sizes, indices)
+
+
+def _device_stats(images, indices, hasler: bool) -> FrameStats:
+    """frame_stats of a tensor on a GPU (or any non-CPU device), computed there with torch ops."""
+    from .pixels import _torch
+
+    t = images.detach()
+    if t.dim() == 3:
+        t = t[None]
+    if t.dim() != 4 or t.shape[-1] not in (3, 4):
+        raise ValueError(_shape_error(list(t.shape)))
+    if 0 in t.shape:
+        raise ValueError(f"images are empty (shape {list(t.shape)}); pass at least one frame with pixels, e.g. from EmoVid Load Video")
+    if not t.dtype.is_floating_point:
+        raise ValueError(f"images on {t.device} have dtype {t.dtype}; use float in 0..1 (a ComfyUI IMAGE)")
+    runtime.check_interrupted()
+    rows = _torch.frame_rows(t, hasler)
+    return _stats_from_rows(rows, [(int(t.shape[1]), int(t.shape[2]))] * int(t.shape[0]), indices)
+
+
+def _stats_from_rows(rows: list[tuple], sizes: list[tuple[int, int]], indices) -> FrameStats:
+    hasler = bool(rows) and rows[0][4] is not None
     if not rows:
         raise ValueError("images are empty (0 frames); pass at least one frame, e.g. from EmoVid Load Video")
     n = len(rows)
@@ -425,6 +348,9 @@ def clip_attributes(source, stride: int = PAPER_STRIDE) -> ClipAttributes:
                 f"none of the analysed frames {list(stats.indices[:6])}... is a multiple of stride {stride}; "
                 "analyse from frame 0 or use stride 1"
             )
+    elif pixels.is_device_tensor(source):
+        t = source if source.dim() == 4 else source[None]
+        stats = frame_stats(t[::stride], indices=np.arange(0, t.shape[0], stride), hasler=False, progress=False)
     elif _is_tensor(source) or isinstance(source, np.ndarray):
         arr = _as_numpy_batch(source)
         # Only the sampled frames are needed for the clip values; a strided view costs no copy.
@@ -502,10 +428,11 @@ def _linear_summary(x: np.ndarray, y: np.ndarray, fps: float) -> dict:
 def _hue_summary(x: np.ndarray, hue: np.ndarray, fps: float) -> dict:
     rad = np.radians(hue)
     s, c = float(np.sin(rad).mean()), float(np.cos(rad).mean())
-    # Identical hues (a still clip) give R = 1 that rounding can push just above 1, where log(R) > 0 has no sqrt.
-    r = _unit(math.hypot(s, c))
+    # Identical hues (a still clip) give R = 1 that rounding can push just above 1, where log(R) > 0 has no sqrt,
+    # or just below it, which would report a spread of ~1e-6° that is not there: identical hues have R = 1 exactly.
     # Unwrapping makes a drift 350° → 10° a +20° change rather than -340°, so slope and extremes mean something.
     unwrapped = np.degrees(np.unwrap(rad))
+    r = 1.0 if np.ptp(hue) == 0 else _unit(math.hypot(s, c))
     slope = _slope(x, unwrapped)
     return {
         "circular_mean": _circular_degrees(s, c),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the pack's virtual environment (idempotent) and run one job in it.
 #   bash scripts/dev.sh demo [ARGS]   -> emovid demo (headless, tiny built-in model, synthetic data)
-#   bash scripts/dev.sh test [ARGS]   -> ruff + pytest
+#   bash scripts/dev.sh test [ARGS]   -> ruff + pytest, then the pixel-layer tests again on the OpenCV fallback
 #   bash scripts/dev.sh setup         -> only set up .venv
 # Needs only Python >= 3.10 (3.11 recommended). Honours EMOVID_VENV (default: <repo>/.venv).
 set -euo pipefail
@@ -27,7 +27,8 @@ setup() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[setup] installing ComfyUI-EmoVid and its dependencies"
     # transformers<5: ComfyUI's own requirements cap it, so test against what a ComfyUI install has.
-    "$vpy" -m pip install -q -e ".[dev]" "transformers<5"
+    # [fast]: numba for the fused pixel kernels; the tests run both those and the OpenCV fallback (below).
+    "$vpy" -m pip install -q -e ".[dev,fast]" "transformers<5"
     echo "$want" > "$stamp"
   fi
 }
@@ -39,6 +40,11 @@ case "$cmd" in
   test)
     setup
     "$VENV/bin/ruff" check .
-    exec "$VENV/bin/python" -m pytest -q "$@" ;;
+    "$VENV/bin/python" -m pytest -q "$@"
+    # The suite above used the numba kernels (auto); the OpenCV fallback must give the same results.
+    if [ $# -eq 0 ]; then
+      echo "[test] pixel layer, attributes and grading again with EMOVID_PIXELS=opencv"
+      EMOVID_PIXELS=opencv exec "$VENV/bin/python" -m pytest -q tests/attributes tests/grading
+    fi ;;
   *) echo "usage: bash scripts/dev.sh {demo|test|setup} [ARGS]" >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ from emovid_core import runtime
 from emovid_core import video_io as vio
 from emovid_core.host.cli import main
 from emovid_core.host.graph import GraphValidationError, NodeExecutionError, run_workflow
+from tests.helpers.source_node import source_node
 
 T, H, W, FPS = 45, 32, 48, 16.0
 
@@ -91,19 +92,7 @@ def test_node_rejects_bad_images_and_settings(pack_nodes):
 def test_node_error_surfaces_through_the_runner(pack_nodes, media, out_dir):
     # A 1-channel IMAGE cannot come from the loader, so feed the node a wrong tensor through a direct call
     # and check the runner wraps core errors with the node id.
-    class Source:
-        RETURN_TYPES = ("IMAGE",)
-        FUNCTION = "run"
-        CATEGORY = "EmoVid/test"
-
-        @classmethod
-        def INPUT_TYPES(cls):
-            return {"required": {}}
-
-        def run(self):
-            return (torch.rand(3, 4, 4, 2),)
-
-    classes = {**pack_nodes, "EmoVidTestSource": Source}
+    classes = {**pack_nodes, "EmoVidTestSource": source_node("IMAGE", torch.rand(3, 4, 4, 2))}
     with pytest.raises(NodeExecutionError, match=r"node 2 \(EmoVidFrameAttributes\).*shape \[3, 4, 4, 2\]"):
         run_workflow({"1": {"class_type": "EmoVidTestSource", "inputs": {}}, "2": attr_node()}, classes=classes)
 

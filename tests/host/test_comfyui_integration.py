@@ -440,6 +440,27 @@ def test_frame_attributes_on_frames_from_core_nodes(server, tmp_path):
     assert c_red > 0.5 > c_grey == 0.0  # pure red is saturated; grey has no colour
 
 
+def test_emotion_grade_and_drift_on_frames_from_core_nodes(server, tmp_path):
+    # Brown frames from core EmptyImage (V 0.5, S 0.5) graded to typed targets; the plot goes to a core image node.
+    wf = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 4, "color": 0x806040}},
+        "2": {"class_type": "EmoVidEmotionGrade", "inputs": {
+            "images": ["1", 0], "emotion": "none", "strength": 1.0, "max_hue_shift": 30.0, "protect_skin": 0.0,
+            "smooth_sigma": 6.0, "mode": "clip", "brightness": 0.3, "colorfulness": 0.3}},
+        "3": {"class_type": "EmoVidDriftCorrect", "inputs": {
+            "images": ["2", 0], "reference_frame": 0, "correct_hue": True, "strength": 1.0, "max_hue_shift": 30.0,
+            "protect_skin": 0.0, "smooth_sigma": 0.0}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["2", 2]}},
+        "5": {"class_type": "EmoVidFrameAttributes", "inputs": {"images": ["3", 0], "stride": 1, "fps": 16.0}},
+    }
+    job = server["client"].run(wf, out_dir=tmp_path / "out", timeout=300)
+    report = job.outputs["2"]["text"][0]
+    assert "within 0.01 of the goal: yes" in report and "brightness    before 0.5020" in report
+    assert re.search(r"raw 0\.30\d+ 0\.30\d+ ", job.outputs["5"]["text"][0])
+    assert "EmoVid drift correction" in job.outputs["3"]["text"][0]
+    assert any(f.suffix == ".png" for f in job.files)  # the before/after plot reached PreviewImage
+
+
 def test_emotion_classifier_nodes_on_frames_from_core_nodes(server, tmp_path):
     """Both classifier backends that need no VLM, resolved through ComfyUI's model folders (models/emovid_classifiers
     for the CLIP folder and the probe, models/clip_vision for the probe's vision file), on core EmptyImage frames."""
