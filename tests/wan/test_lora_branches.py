@@ -201,3 +201,29 @@ def test_branches_generating_at_the_same_time_take_turns(loras):
     assert not errors
     assert all(torch.equal(x, separate(LoraSpec(l1, None, 1.0))) for x in got["A"])
     assert all(torch.equal(x, separate(LoraSpec(l2, None, 0.7))) for x in got["B"])
+
+
+def test_lycoris_branches_are_merged_and_taken_out_per_branch(tmp_path, loras):
+    """LoKr/LoHa/DoRA are merged into the shared weights on the diffusers pipeline (no peft adapter holds them):
+    switching branches must take one branch's merge out exactly before the next one samples."""
+    from tests.lora.utils import lycoris_module
+
+    sd = {}
+    for i, (blk, kind, dora) in enumerate([(0, "lokr", ""), (1, "loha", "out"), (0, "lora", "in")]):
+        target = "self_attn.q" if kind != "lora" else "cross_attn.o"
+        for part, t in lycoris_module(kind, DIM, DIM, seed=40 + i, dora=dora).items():
+            sd[f"diffusion_model.blocks.{blk}.{target}.{part}"] = t
+    lyco = tmp_path / "lyco.safetensors"
+    save_file(sd, str(lyco))
+    l1, _ = loras
+    base = load_tiny_pipeline("t2v")
+    before = {n: p.detach().clone() for n, p in base_tensors(base).items() for p in [p[1]]}
+    h = {"L": add_lora_to_pipeline(base, LoraSpec(lyco, None, 0.8))[0],
+         "P": add_lora_to_pipeline(base, LoraSpec(l1, None, 1.0))[0],
+         "C": base}
+    want = {"L": separate(LoraSpec(lyco, None, 0.8)), "P": separate(LoraSpec(l1, None, 1.0)), "C": separate()}
+    assert not torch.equal(want["L"], want["C"])  # the LyCORIS file does change the video
+    for k in "LPCLCP":
+        assert torch.equal(clip(h[k]), want[k]), f"branch {k} differs from its own pipeline"
+    after = {n: p for n, (_, p) in base_tensors(base).items()}
+    assert all(torch.equal(after[n], before[n]) for n in before)  # the last branch (P) holds no merged delta
