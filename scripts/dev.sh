@@ -27,7 +27,7 @@ setup() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[setup] installing ComfyUI-EmoVid and its dependencies"
     # transformers<5: ComfyUI's own requirements cap it, so test against what a ComfyUI install has.
-    "$vpy" -m pip install -q -e ".[dev]" "transformers<5"
+    "$vpy" -m pip install -q -e ".[dev,cluster]" "transformers<5"
     echo "$want" > "$stamp"
   fi
 }

@@ -216,5 +216,5 @@ def test_cancel_while_a_task_runs_stops_every_worker_quickly(tmp_path):
 
 
 def test_unknown_engine_names_the_choices():
-    with pytest.raises(ValueError, match="unknown engine 'ray'; choose one of: local"):
-        make_executor("ray")
+    with pytest.raises(ValueError, match="unknown engine 'dask'; choose one of: local, ray"):
+        make_executor("dask")
