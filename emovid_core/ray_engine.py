@@ -92,10 +92,12 @@ class _Holder:
 
 def connect(address: str | None = "auto", ship_code: bool = False):
     """Connect this process to the cluster at ``address`` (``auto``: the one started on this machine with
-    ``ray start``, or ``RAY_ADDRESS``); returns the ``ray`` module and whether this call connected."""
+    ``ray start``, or ``RAY_ADDRESS``) and return the ``ray`` module. The connection stays for the process's life, so
+    the next executor (Table 3's scoring after its generation) reuses it; a process already connected keeps its
+    cluster and its ``runtime_env``."""
     ray = import_ray()
     if ray.is_initialized():
-        return ray, False
+        return ray
     runtime_env = None
     if ship_code:
         runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)], "excludes": ["__pycache__", "*.pyc"]}
@@ -105,7 +107,7 @@ def connect(address: str | None = "auto", ship_code: bool = False):
     except ConnectionError as exc:
         raise ConnectionError(f"no Ray cluster at --address {address or 'auto'} ({exc}); start one with `ray start --head` "
                               "(docs/cluster.md) or give --address HOST:PORT") from None
-    return ray, True
+    return ray
 
 
 class RayExecutor(_Base):
@@ -115,7 +117,7 @@ class RayExecutor(_Base):
     def __init__(self, workers: int | None = None, retries: int = 3, init: tuple[Callable, tuple] | None = None, *,
                  address: str | None = "auto", path_map: Sequence[tuple[str, str]] = (), ship_code: bool = False,
                  gpus: bool | str = "auto") -> None:
-        self._ray, self._connected = connect(address, ship_code)
+        self._ray = connect(address, ship_code)
         ray = self._ray
         self.retries = max(0, int(retries))
         self.path_map = list(path_map)
@@ -217,6 +219,3 @@ class RayExecutor(_Base):
                 except Exception:
                     pass
         self._actors = []
-        if self._connected:
-            self._ray.shutdown()
-            self._connected = False

@@ -165,22 +165,34 @@ class ClusterClient:
     """From pytest (outside the namespace): a running cluster and a way to run commands next to it."""
 
     def __init__(self, env: dict | None = None) -> None:
+        """Starts the cluster in the background; the first request (or :meth:`wait`) waits until it is up."""
         self.proc = subprocess.Popen(netns_command([sys.executable, "-m", "tests.helpers.ray_cluster", "serve"]),
                                      cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._address = None
+
+    @property
+    def address(self) -> str:
+        return self.wait()
+
+    def wait(self) -> str:
+        if self._address:
+            return self._address
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(timeout=30)
             raise RuntimeError(f"the local Ray cluster did not start (exit {self.proc.returncode}); see stderr")
         info = json.loads(line)
-        self.address, self.home = info["address"], info["home"]
+        self._address, self.home = info["address"], info["home"]
+        return self._address
 
     def _ask(self, req: dict) -> dict:
+        self.wait()
         self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())
 
-    def run(self, argv: list[str], env: dict | None = None, timeout: float = 300) -> dict:
-        return self._ask({"op": "run", "argv": argv, "env": env or {}, "timeout": timeout})
+    def run(self, argv: list[str], env: dict | None = None, timeout: float = 300, cwd: str | Path | None = None) -> dict:
+        return self._ask({"op": "run", "argv": argv, "env": env or {}, "timeout": timeout, "cwd": str(cwd) if cwd else None})
 
     def run_killing_worker(self, argv: list[str], watch: str | Path, lines: int, env: dict | None = None,
                            timeout: float = 300) -> dict:
