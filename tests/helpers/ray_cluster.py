@@ -83,7 +83,8 @@ class LocalRayCluster:
     """Head + one worker node; use inside the namespace (see the module doc)."""
 
     def __init__(self, base: str | Path | None = None, port: int = PORT, cpus: int = 1) -> None:
-        self.base = Path(base or tempfile.mkdtemp(prefix="emovid-ray-"))
+        # Short: Ray's socket paths under --temp-dir must stay within AF_UNIX's 107 bytes.
+        self.base = Path(base or tempfile.mkdtemp(prefix="emovid-ray-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.port, self.cpus = port, cpus
         self.address = f"127.0.0.1:{port}"
         self.home = self.base / "home"
