@@ -5,8 +5,9 @@ Ray is an optional extra (``pip install 'comfyui-emovid[cluster]'``), imported o
 - Plain tasks (``submit(key, fn, *args)``) are Ray tasks with one CPU each; at most two per task slot are in flight,
   so a 22,758-clip job does not put 22,758 specs into the cluster at once, and outcomes stream back as they finish.
 - A task whose worker process or whole node dies is run again by Ray itself (``max_retries``); one that dies on
-  every attempt comes back as a lost outcome, like on ``local``. An exception raised by ``fn`` is the task's
-  outcome (``error``), never retried: the same input would fail the same way.
+  every attempt comes back as a lost outcome, like on ``local`` (``Outcome.attempts`` counts only the engine's own
+  re-queues; Ray's retries happen inside it). An exception raised by ``fn`` is the task's outcome (``error``),
+  never retried: the same input would fail the same way.
 - Stateful workers (``init=(factory, args)``) are actors: ``factory(*args)`` runs once per actor (a pipeline, a
   classifier), one task at a time per actor; each actor takes one GPU when the cluster has GPUs (else one CPU).
   An actor whose node dies is restarted elsewhere and its task retried (``max_restarts``/``max_task_retries``).

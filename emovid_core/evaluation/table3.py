@@ -340,6 +340,14 @@ def _ask(ex, key: str, fn, *args):
         return out.value
 
 
+def _actor_options(engine: str, engine_options: dict | None, device: str) -> dict:
+    """The engine's options; ``--device cpu`` keeps ray actors off the cluster's GPUs."""
+    options = dict(engine_options or {})
+    if engine == "ray" and device == "cpu":
+        options.setdefault("gpus", False)
+    return options
+
+
 def _worker_opts(opts: Table3Options, engine_options: dict | None) -> Table3Options:
     """``opts`` with every path as the workers see it (the ray engine's ``path_map``; else unchanged)."""
     from dataclasses import replace
@@ -605,7 +613,7 @@ def run_table3(opts: Table3Options, rows: Sequence[Row], force: bool = False, en
     results: dict[str, list[ClipResult]] = {}
     workers = workers or (None if engine != "local" else 1)
     init = (_make_scorer, (_worker_opts(opts, engine_options),))
-    with make_executor(engine, workers, init=init, **(engine_options or {})) as ex:
+    with make_executor(engine, workers, init=init, **_actor_options(engine, engine_options, opts.device)) as ex:
         facts = _ask(ex, "loading the classifier", _scorer_facts)
         for r in rows:
             results[r.name] = _score_row(ex, facts, opts, r, clips, cache, counts)
@@ -694,7 +702,7 @@ def generate_rows(g: GenerateOptions, dataset: str | Path, out: str | Path, meta
                      loras=[(map_path(p, path_map), n, w) for p, n, w in g.loras])
     rows = []
     workers = workers or (None if engine != "local" else 1)
-    with make_executor(engine, workers, init=(load_generation_pipeline, (wg,)), **(engine_options or {})) as ex:
+    with make_executor(engine, workers, init=(load_generation_pipeline, (wg,)), **_actor_options(engine, engine_options, g.device)) as ex:
         facts = _ask(ex, "loading the pipeline", _generator_facts)
         kind = facts["kind"]
         if task and task != kind:
