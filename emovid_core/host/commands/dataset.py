@@ -71,7 +71,7 @@ def register(sub) -> None:
     q.add_argument("root", help="dataset root folder")
     q.add_argument("--metadata", default=None, help="source table (default: ROOT/emovid_metadata.csv, a DiffSynth metadata.csv or the <type>/<emotion>/ tree)")
     q.add_argument("--out", default=None, help="index file to write (.csv or .jsonl; default ROOT/emovid_index.csv)")
-    q.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    q.add_argument("--workers", type=int, default=None, help="processes (default: all cores); ray: task slots (default: every CPU of the cluster)")
     q.add_argument("--stride", type=int, default=20, help="attribute frame stride (paper: 20)")
     q.add_argument("--type", dest="default_type", default=None, help="source type for imported clips whose path names none")
     q.add_argument("--label-source", default="", help="label source for imported clips (human or vlm)")
