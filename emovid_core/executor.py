@@ -1,7 +1,7 @@
 """Run many independent tasks on an engine and get their outcomes back, surviving workers that die.
 
-The interface every engine implements (the indexer uses it; a distributed engine such as Ray can sit behind
-the same calls later)::
+The interface every engine implements (the indexer and Table 3 use it; engines: ``local``, below, and ``ray``,
+:mod:`emovid_core.ray_engine`, for a cluster)::
 
     with make_executor("local", workers=4) as ex:
         for key, args in jobs:
@@ -9,6 +9,11 @@ the same calls later)::
         for out in ex.results():              # in completion order; every submitted task comes back once
             out.key, out.value                 # out.ok: fn returned
             out.error                          # else why not (fn raised, or its worker died twice)
+
+Stateful workers: ``make_executor(..., init=(factory, args))`` builds ``state = factory(*args)`` once per worker
+(a model, a classifier: loaded once, not per task); every task is then called as ``fn(state, *args)``. On
+``ray`` such workers are actors. Paths handed to tasks go through ``ex.worker_path(path)`` (identity here; the
+``ray`` engine's ``path_map`` rewrites them for nodes that mount the data elsewhere).
 
 ``cancel()`` stops everything now (pending tasks are dropped, workers killed); leaving the ``with`` block by an
 exception (Ctrl-C, ComfyUI's Cancel) cancels, a normal exit closes. ``results()`` calls
@@ -66,11 +71,16 @@ class Executor(Protocol):
     def results(self) -> Iterator[Outcome]: ...
     def cancel(self) -> None: ...
     def close(self) -> None: ...
+    def worker_path(self, path: Any) -> str: ...
     def __enter__(self) -> Executor: ...
     def __exit__(self, *exc) -> None: ...
 
 
 class _Base:
+    def worker_path(self, path) -> str:
+        """``path`` as the workers see it: the same on this machine."""
+        return str(path)
+
     def __enter__(self):
         return self
 
@@ -88,18 +98,23 @@ def _describe(exc: BaseException) -> str:
 class InlineExecutor(_Base):
     """Runs each task in this process when ``results()`` reaches it (``workers=1``): no crash isolation."""
 
-    def __init__(self) -> None:
+    def __init__(self, init: tuple[Callable, tuple] | None = None) -> None:
         self._todo: deque = deque()
+        self._init = init
+        self._state: tuple = ()
 
     def submit(self, key: str, fn: Callable, *args: Any) -> None:
         self._todo.append((key, fn, args))
 
     def results(self) -> Iterator[Outcome]:
+        if self._todo and self._init is not None and not self._state:
+            factory, fargs = self._init
+            self._state = (factory(*fargs),)  # in this process a failed setup is the run's error, raised as is
         while self._todo:
             runtime.check_interrupted()
             key, fn, args = self._todo.popleft()
             try:
-                yield Outcome(key, fn(*args))
+                yield Outcome(key, fn(*self._state, *args))
             except Exception as exc:  # one task's failure is its outcome, not the run's ...
                 runtime.check_interrupted()  # ... but a Cancel raised inside fn belongs to the run
                 yield Outcome(key, error=_describe(exc))
@@ -111,12 +126,14 @@ class InlineExecutor(_Base):
         self._todo.clear()
 
 
-def _worker_main(conn) -> None:
+def _worker_main(conn, init: tuple[Callable, tuple] | None = None) -> None:
     # Ctrl-C reaches the whole process group; only the parent reacts (it stops the workers), so the workers do
     # not each print a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     kill_on = os.environ.get(KILL_HOOK_ENV) or None
     kill_attempts = int(os.environ.get(KILL_ATTEMPTS_ENV) or 1)
+    state: tuple = ()
+    broken = None  # why init failed: every task of this worker reports it
     while True:
         try:
             msg = conn.recv()
@@ -127,8 +144,16 @@ def _worker_main(conn) -> None:
         key, fn, args, attempt = msg
         if kill_on and kill_on in key and attempt <= kill_attempts:
             os.kill(os.getpid(), signal.SIGKILL)
+        if init is not None and not state and broken is None:
+            try:
+                state = (init[0](*init[1]),)
+            except Exception as exc:
+                broken = f"could not set up the worker: {_describe(exc)}"
+        if broken is not None:
+            conn.send((key, False, broken))
+            continue
         try:
-            reply = (key, True, fn(*args))
+            reply = (key, True, fn(*state, *args))
         except Exception as exc:
             reply = (key, False, _describe(exc))
         conn.send(reply)
@@ -148,8 +173,9 @@ def _death(exitcode: int | None) -> str:
 class LocalExecutor(_Base):
     """``workers`` spawned processes; see the module doc. Tasks are (module-level function, picklable args)."""
 
-    def __init__(self, workers: int, retries: int = 1) -> None:
+    def __init__(self, workers: int, retries: int = 1, init: tuple[Callable, tuple] | None = None) -> None:
         self.workers = max(1, int(workers))
+        self._init = init
         self.retries = max(0, int(retries))
         # spawn: a forked child would inherit the parent's thread pools (torch/OpenCV inside ComfyUI), which can deadlock.
         self._ctx = multiprocessing.get_context("spawn")
@@ -164,7 +190,7 @@ class LocalExecutor(_Base):
 
     def _start(self, task: tuple | None = None) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child,), daemon=True, name="emovid-worker")
+        proc = self._ctx.Process(target=_worker_main, args=(child, self._init), daemon=True, name="emovid-worker")
         proc.start()
         child.close()
         self._procs[proc.sentinel] = (proc, parent)
@@ -254,12 +280,25 @@ class LocalExecutor(_Base):
         self.cancel()
 
 
-ENGINES = ("local",)
+ENGINES = ("local", "ray")
 
 
-def make_executor(engine: str = "local", workers: int | None = None, retries: int = 1) -> Executor:
-    """An executor for ``engine``; ``local`` with one worker runs tasks inline (in this process)."""
-    if engine != "local":
+def make_executor(engine: str = "local", workers: int | None = None, retries: int | None = None, *,
+                  init: tuple[Callable, tuple] | None = None, **options: Any) -> Executor:
+    """An executor for ``engine``; ``local`` with one worker runs tasks inline (in this process).
+
+    ``retries``: how often a task whose worker (or, on ``ray``, node) died is run again (default: 1 on
+    ``local``, 3 on ``ray``). ``init``: stateful workers, see the module doc. ``options`` are the engine's own
+    (``ray``: ``address``, ``path_map``, ``ship_code``, ``gpus``; see :class:`emovid_core.ray_engine.RayExecutor`).
+    """
+    if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == "ray":
+        from .ray_engine import RayExecutor
+
+        return RayExecutor(workers=workers, retries=3 if retries is None else retries, init=init, **options)
+    if options:
+        raise ValueError(f"{', '.join(sorted(options))}: options of the ray engine only (this is engine 'local')")
     workers = max(1, int(workers or os.cpu_count() or 1))
-    return InlineExecutor() if workers == 1 else LocalExecutor(workers, retries)
+    retries = 1 if retries is None else retries
+    return InlineExecutor(init) if workers == 1 else LocalExecutor(workers, retries, init)

@@ -28,7 +28,8 @@ setup() {
     echo "[setup] installing ComfyUI-EmoVid and its dependencies"
     # transformers<5: ComfyUI's own requirements cap it, so test against what a ComfyUI install has.
     # [fast]: numba for the fused pixel kernels; the tests run both those and the OpenCV fallback (below).
-    "$vpy" -m pip install -q -e ".[dev,fast]" "transformers<5"
+    # [cluster]: Ray, so tests/cluster/ runs a real two-node cluster.
+    "$vpy" -m pip install -q -e ".[dev,fast,cluster]" "transformers<5"
     echo "$want" > "$stamp"
   fi
 }

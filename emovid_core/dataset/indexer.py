@@ -6,7 +6,8 @@
   the paper's Eqs. 1–3 (frames 0, 20, 40, …; pixel-pooled), by :mod:`emovid_core.attributes`. GIF/WebP
   transparency is composited onto black before measuring (the paper does not say how it treated alpha).
 - Work runs on an engine of :mod:`emovid_core.executor` (default: worker processes over all cores; a worker that
-  dies mid-clip costs one retry in a fresh worker, then the clip is reported); the progress bar is the runtime's.
+  dies mid-clip costs one retry in a fresh worker, then the clip is reported; ``ray``: the clips are tasks on a
+  Ray cluster, retried by Ray when a node dies); the progress bar is the runtime's.
 - Resumable: every finished file is appended to a journal next to the output, keyed by path + mtime + size +
   settings. After an interruption (Ctrl-C, ComfyUI's Cancel, a crash) the next run reuses those results and
   only measures what is left; a file that changed since is measured again. The journal stays as a cache for
@@ -181,8 +182,13 @@ def index_dataset(
     label_source: str = "",
     progress: bool = True,
     engine: str = "local",
+    engine_options: dict | None = None,
 ) -> IndexReport:
-    """Index a dataset root; see the module doc. Returns what happened (also written to the report file)."""
+    """Index a dataset root; see the module doc. Returns what happened (also written to the report file).
+
+    ``engine``: ``local`` (processes on this machine) or ``ray`` (a cluster; ``engine_options`` such as
+    ``address``, ``path_map``, ``ship_code`` go to :func:`emovid_core.executor.make_executor`). The index is the
+    same whichever engine measured it."""
     t0 = time.perf_counter()
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -217,7 +223,8 @@ def index_dataset(
             todo.append((key, str(path), int(stride), None))
     todo = list(dict.fromkeys(todo))  # two rows naming the same file are measured once
     reused = len(keyed) - len(todo)
-    workers = max(1, int(workers or os.cpu_count() or 1))
+    remote = engine != "local"
+    workers = (int(workers) if workers else None) if remote else max(1, int(workers or os.cpu_count() or 1))
     lost: dict[str, str] = {}  # key -> why: its worker died on every attempt (or the measuring code itself broke)
     with _writing(jpath):
         jpath.parent.mkdir(parents=True, exist_ok=True)
@@ -234,11 +241,11 @@ def index_dataset(
         if torn:
             append(b"\n")  # end a line cut short by a crash, so the next entry starts clean
 
-        pooled = workers > 1 and len(todo) > 1
-        with make_executor(engine, workers if pooled else 1) as ex:
+        pooled = remote or (workers > 1 and len(todo) > 1)
+        with make_executor(engine, workers if pooled else 1, **(engine_options or {})) as ex:
             for key, path, st, _ in todo:
                 # one attribute thread per pool worker: the processes already use the cores
-                ex.submit(key, _worker, (key, path, st, 1 if pooled else None))
+                ex.submit(key, _worker, (key, ex.worker_path(path), st, 1 if pooled else None))
             for outcome in ex.results():
                 if outcome.ok:
                     key, result, error = outcome.value

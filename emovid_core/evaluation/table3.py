@@ -10,6 +10,11 @@ Resume: every scored clip is appended (one JSON line, flushed and fsynced) to ``
 output folder with a key of everything the score depends on (the video file's size and mtime, the classifier's
 identity, the CLIP folder, the frames setting). A rerun reuses the lines whose key still matches and scores the rest,
 so an interrupted run finishes where it stopped and a finished one rewrites the same table.
+
+Engines: generation and scoring are tasks on an engine of :mod:`emovid_core.executor` whose workers hold the loaded
+pipeline / scorer (``init``): ``local`` with one worker (the default) runs them here, in order; ``ray`` runs them on
+actors across a cluster, one GPU each where the cluster has GPUs (docs/cluster.md). Keys, caches, videos and tables
+are made by this process only, so the outputs are the same whichever engine ran the work.
 """
 
 from __future__ import annotations
@@ -243,6 +248,11 @@ def _first_frame(ds, clip) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- scoring
 
 
+def _score_key(identity: dict, clip, video: Path) -> str:
+    return _digest({"id": identity, "clip": clip.clip_id, "emotion": clip.emotion, "video": str(video),
+                    "stamp": _file_stamp(video), "prompt": prompt_for(clip)})
+
+
 class _Scorer:
     """Scores one video: classifier, flicker, CLIP/SD score and FVD features, with everything loaded once."""
 
@@ -264,8 +274,17 @@ class _Scorer:
         }
 
     def key(self, clip, video: Path) -> str:
-        return _digest({"id": self.identity, "clip": clip.clip_id, "emotion": clip.emotion, "video": str(video),
-                        "stamp": _file_stamp(video), "prompt": prompt_for(clip)})
+        return _score_key(self.identity, clip, video)
+
+    def facts(self) -> dict:
+        """What the driver needs to key the cache and write the report, without loading anything itself."""
+        return {"identity": self.identity, "classifier": {**self.classifier.identity(), "describe": self.classifier.describe()},
+                "frames": self.classifier.frames, "clip_folder": self.clip.source if self.clip else None,
+                "fvd_source": self.fvd.source if self.fvd else None}
+
+    def real_features(self, clip) -> list[float]:
+        frames = _decode(self.ds.clip_file(clip), self.opts.max_frames)
+        return self.fvd.pooled(frames[sample_indices(len(frames), self.classifier.frames)]).mean(0).tolist()
 
     def score(self, row: str, clip, video: Path) -> ClipResult:
         from .classifiers import ClipZeroShot
@@ -293,54 +312,120 @@ class _Scorer:
                           cs, sd, len(frames), str(video), self.key(clip, video), feats)
 
 
-def _score_row(scorer: _Scorer, row: Row, clips: Sequence, cache_dir: Path, counts: dict) -> list[ClipResult]:
+# Worker side (module level: tasks travel by name). ``init`` builds the scorer once per worker.
+def _make_scorer(opts: Table3Options) -> _Scorer:
+    from ..dataset import load_dataset
+
+    return _Scorer(opts, load_dataset(opts.dataset, opts.metadata))
+
+
+def _scorer_facts(scorer: _Scorer) -> dict:
+    return scorer.facts()
+
+
+def _score_task(scorer: _Scorer, row: str, clip, video: str) -> ClipResult:
+    return scorer.score(row, clip, Path(video))
+
+
+def _real_task(scorer: _Scorer, clip) -> list[float]:
+    return scorer.real_features(clip)
+
+
+def _ask(ex, key: str, fn, *args):
+    """One task, run now; its error stops the run."""
+    ex.submit(key, fn, *args)
+    for out in ex.results():
+        if not out.ok:
+            raise RuntimeError(f"{key}: {out.error}")
+        return out.value
+
+
+def _actor_options(engine: str, engine_options: dict | None, device: str) -> dict:
+    """The engine's options; ``--device cpu`` keeps ray actors off the cluster's GPUs."""
+    options = dict(engine_options or {})
+    if engine == "ray" and device == "cpu":
+        options.setdefault("gpus", False)
+    return options
+
+
+def _worker_opts(opts: Table3Options, engine_options: dict | None) -> Table3Options:
+    """``opts`` with every path as the workers see it (the ray engine's ``path_map``; else unchanged)."""
+    from dataclasses import replace
+
+    path_map = (engine_options or {}).get("path_map") or ()
+    if not path_map:
+        return opts
+    from ..ray_engine import map_path
+
+    def m(v):
+        return None if v is None else map_path(v, path_map)
+
+    backend, sep, path = opts.classifier.partition(":")
+    return replace(opts, dataset=Path(m(opts.dataset)), classifier=f"{backend}{sep}{m(path)}" if sep else opts.classifier,
+                   clip=m(opts.clip), fvd_features=m(opts.fvd_features), vision=m(opts.vision), metadata=m(opts.metadata))
+
+
+def _score_row(ex, facts: dict, opts: Table3Options, row: Row, clips: Sequence, cache_dir: Path, counts: dict) -> list[ClipResult]:
     videos = index_videos(row.videos, [c.clip_id for c in clips])
     missing = [c.clip_id for c in clips if c.clip_id not in videos]
-    if missing and not scorer.opts.skip_missing:
+    if missing and not opts.skip_missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise FileNotFoundError(f"row {row.name}: {len(missing)} of {len(clips)} benchmark clips have no video in {row.videos} "
                                 f"(expected <clip_id>.mp4 etc.): {shown}; generate them (e.g. --generate) or pass --skip-missing")
     cache_path = cache_dir / f"{row.name}.jsonl"
     cached = _read_cache(cache_path)
-    results: list[ClipResult] = []
+    done: dict[str, ClipResult] = {}
+    todo: dict[str, tuple[str, Path]] = {}
     fields_ = set(ClipResult.__dataclass_fields__)
     with _open_cache(cache_path) as fh, runtime.progress_bar(len(videos), f"Table 3 {row.name}") as bar:
         for c in clips:
             if c.clip_id not in videos:
                 continue
-            runtime.check_interrupted()
             v = videos[c.clip_id]
+            key = _score_key(facts["identity"], c, v)
             rec = cached.get(c.clip_id)
-            if rec is not None and rec.get("key") == scorer.key(c, v):
-                results.append(ClipResult(**{k: rec.get(k) for k in fields_}))
+            if rec is not None and rec.get("key") == key:
+                done[c.clip_id] = ClipResult(**{k: rec.get(k) for k in fields_})
                 counts["reused"] += 1
+                bar.update(1)
             else:
-                res = scorer.score(row.name, c, v)
-                _append(fh, res.to_json())
-                results.append(res)
-                counts["scored"] += 1
+                todo[c.clip_id] = (key, v)
+                ex.submit(c.clip_id, _score_task, row.name, c, ex.worker_path(v))
+        for out in ex.results():  # in completion order; each result is cached at once
+            if not out.ok:
+                raise RuntimeError(f"row {row.name}, clip {out.key}: {out.error}")
+            res = out.value
+            res.key, res.video = todo[out.key][0], str(todo[out.key][1])  # this machine's path, not the worker's
+            _append(fh, res.to_json())
+            done[out.key] = res
+            counts["scored"] += 1
             bar.update(1)
-    return results
+    return [done[c.clip_id] for c in clips if c.clip_id in done]
 
 
-def _real_features(scorer: _Scorer, clips: Sequence, cache_dir: Path) -> np.ndarray:
+def _real_features(ex, facts: dict, ds, clips: Sequence, cache_dir: Path) -> np.ndarray:
     """FVD's reference set: features of the benchmark clips' own videos (cached like a row)."""
     path = cache_dir / "real_features.jsonl"
     cached = _read_cache(path)
-    out = []
+    feats: dict[str, list[float]] = {}
+    keys: dict[str, str] = {}
     with _open_cache(path) as fh, runtime.progress_bar(len(clips), "FVD real clips") as bar:
         for c in clips:
-            f = scorer.ds.clip_file(c)
-            key = _digest({"fvd": scorer.identity["fvd"], "frames": scorer.classifier.frames, "stamp": _file_stamp(f)})
+            key = _digest({"fvd": facts["identity"]["fvd"], "frames": facts["frames"], "stamp": _file_stamp(ds.clip_file(c))})
             rec = cached.get(c.clip_id)
-            if rec is None or rec.get("key") != key:
-                frames = _decode(f, scorer.opts.max_frames)
-                feats = scorer.fvd.pooled(frames[sample_indices(len(frames), scorer.classifier.frames)]).mean(0).tolist()
-                rec = {"clip_id": c.clip_id, "key": key, "features": feats}
-                _append(fh, rec)
-            out.append(rec["features"])
+            if rec is not None and rec.get("key") == key:
+                feats[c.clip_id] = rec["features"]
+                bar.update(1)
+            else:
+                keys[c.clip_id] = key
+                ex.submit(c.clip_id, _real_task, c)
+        for out in ex.results():
+            if not out.ok:
+                raise RuntimeError(f"FVD features of clip {out.key}: {out.error}")
+            _append(fh, {"clip_id": out.key, "key": keys[out.key], "features": out.value})
+            feats[out.key] = out.value
             bar.update(1)
-    return np.asarray(out)
+    return np.asarray([feats[c.clip_id] for c in clips])
 
 
 def _mean(values) -> float | None:
@@ -499,10 +584,15 @@ def check_out(out: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
     check_outputs([out / n for n in OUTPUT_FILES], inputs=list(inputs), force=force, owned=_owned(out))
 
 
-def run_table3(opts: Table3Options, rows: Sequence[Row], force: bool = False) -> Table3Result:
-    """Score ``rows`` on the benchmark and write the outputs into ``opts.out``; see the module doc."""
+def run_table3(opts: Table3Options, rows: Sequence[Row], force: bool = False, engine: str = "local",
+               workers: int | None = None, engine_options: dict | None = None) -> Table3Result:
+    """Score ``rows`` on the benchmark and write the outputs into ``opts.out``; see the module doc.
+
+    ``engine``/``workers``/``engine_options``: where the scorers run (:func:`emovid_core.executor.make_executor`;
+    default: one scorer in this process)."""
     from ..atomic import write_json, write_text
     from ..dataset import load_dataset
+    from ..executor import make_executor
 
     if not rows:
         raise ValueError("no videos to score: give --videos [NAME=]DIR (repeatable) or --generate")
@@ -518,21 +608,24 @@ def run_table3(opts: Table3Options, rows: Sequence[Row], force: bool = False) ->
     clips = benchmark(ds, opts.task)
     if not clips:
         raise ValueError(f"{ds.root} has no benchmark clips")
-    scorer = _Scorer(opts, ds)
     cache = out / CACHE_DIR
     counts = {"scored": 0, "reused": 0}
     results: dict[str, list[ClipResult]] = {}
-    for r in rows:
-        results[r.name] = _score_row(scorer, r, clips, cache, counts)
-    real = _real_features(scorer, clips, cache) if scorer.fvd is not None else None
+    workers = workers or (None if engine != "local" else 1)
+    init = (_make_scorer, (_worker_opts(opts, engine_options),))
+    with make_executor(engine, workers, init=init, **_actor_options(engine, engine_options, opts.device)) as ex:
+        facts = _ask(ex, "loading the classifier", _scorer_facts)
+        for r in rows:
+            results[r.name] = _score_row(ex, facts, opts, r, clips, cache, counts)
+        real = _real_features(ex, facts, ds, clips, cache) if facts["fvd_source"] else None
     split = "the table's test split" if any(c.split == "test" for c in ds.clips) else "drawn by the paper's rule (no split column)"
     report = {
         "task": opts.task,
         "comparability": NOT_COMPARABLE,
-        "classifier": {**scorer.classifier.identity(), "describe": scorer.classifier.describe()},
-        "clip_folder": scorer.clip.source if scorer.clip else None,
-        "fvd_features": ({"network": scorer.fvd.source, "feature": "pooled vision feature, mean over the classified frames"}
-                         if scorer.fvd else None),
+        "classifier": facts["classifier"],
+        "clip_folder": facts["clip_folder"],
+        "fvd_features": ({"network": facts["fvd_source"], "feature": "pooled vision feature, mean over the classified frames"}
+                         if facts["fvd_source"] else None),
         "benchmark": {"dataset": str(ds.root), "clips": len(clips), "source": split,
                       "prompt": "caption + ' The video is in the \"<emotion>\" emotion.'"},
         "paper": {name: vals for name, vals in PAPER_ROWS[opts.task]},
@@ -573,29 +666,64 @@ def load_generation_pipeline(g: GenerateOptions):
     return load_pipeline("diffusers folder", folder=g.pipeline, device=g.device, dtype=g.dtype)
 
 
-def generate_rows(handle, g: GenerateOptions, dataset: str | Path, out: str | Path, metadata: str | None = None) -> list[Row]:
-    """Generate every benchmark clip's video into ``out/videos/before`` (no LoRA) and, with LoRAs,
-    ``out/videos/after``; a video already there (from an interrupted run) is kept, so generation resumes too."""
-    from ..dataset import load_dataset
-    from ..video_io import write_video
+def _generator_facts(handle) -> dict:
+    return {"kind": handle.kind, "summary": handle.summary()}
+
+
+def _generate_task(handle, g: GenerateOptions, clip, image, stack: list) -> Any:
     from ..wan.generation import generate
 
+    return generate(handle, caption=clip.caption or "", emotion=clip.emotion, image=image, lora_stack=stack, seed=g.seed,
+                    steps=g.steps, frames=g.frames, width=g.width, height=g.height, guidance=g.guidance).frames
+
+
+def generate_rows(g: GenerateOptions, dataset: str | Path, out: str | Path, metadata: str | None = None, *,
+                  task: str | None = None, announce=None, engine: str = "local", workers: int | None = None,
+                  engine_options: dict | None = None) -> tuple[str, list[Row]]:
+    """Generate every benchmark clip's video into ``out/videos/before`` (no LoRA) and, with LoRAs,
+    ``out/videos/after``; a video already there (from an interrupted run) is kept, so generation resumes too.
+    Returns (the pipeline's task, t2v or i2v; the rows). ``task``: refuse a pipeline of the other kind.
+    ``announce(text)`` gets the loaded pipeline's summary. The pipeline is loaded once per worker of ``engine``
+    (default: once, here); this process writes every video."""
+    from dataclasses import replace
+
+    from ..dataset import load_dataset
+    from ..executor import make_executor
+    from ..video_io import write_video
+
     ds = load_dataset(dataset, metadata)
-    clips = benchmark(ds, handle.kind)
-    plans = [("before", [])] + ([("after", list(g.loras))] if g.loras else [])
+    clips = benchmark(ds, task or "t2v")
+    path_map = (engine_options or {}).get("path_map") or ()
+    wg = g
+    if path_map:  # the pipeline folder and LoRA files as the workers see them
+        from ..ray_engine import map_path
+
+        wg = replace(g, pipeline=g.pipeline if g.pipeline.startswith("tiny-") else map_path(g.pipeline, path_map),
+                     loras=[(map_path(p, path_map), n, w) for p, n, w in g.loras])
     rows = []
-    for name, stack in plans:
-        folder = Path(out) / "videos" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        have = index_videos(folder, [c.clip_id for c in clips])
-        todo = [c for c in clips if c.clip_id not in have]
-        with runtime.progress_bar(len(todo), f"generate {name}") as bar:
-            for c in todo:
-                runtime.check_interrupted()
-                image = _first_frame(ds, c) if handle.kind == "i2v" else None
-                res = generate(handle, caption=c.caption or "", emotion=c.emotion, image=image, lora_stack=stack, seed=g.seed,
-                               steps=g.steps, frames=g.frames, width=g.width, height=g.height, guidance=g.guidance)
-                write_video(res.frames, folder / f"{c.clip_id}.mp4", g.fps)
-                bar.update(1)
-        rows.append(Row(name, folder))
-    return rows
+    workers = workers or (None if engine != "local" else 1)
+    with make_executor(engine, workers, init=(load_generation_pipeline, (wg,)), **_actor_options(engine, engine_options, g.device)) as ex:
+        facts = _ask(ex, "loading the pipeline", _generator_facts)
+        kind = facts["kind"]
+        if task and task != kind:
+            raise ValueError(f"--task {task} but the pipeline is {kind}; drop --task or load a {task} pipeline")
+        if announce:
+            announce(facts["summary"])
+        plans = [("before", [])] + ([("after", list(wg.loras))] if wg.loras else [])
+        for name, stack in plans:
+            folder = Path(out) / "videos" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            have = index_videos(folder, [c.clip_id for c in clips])
+            todo = {c.clip_id: c for c in clips if c.clip_id not in have}
+            with runtime.progress_bar(len(todo), f"generate {name}") as bar:
+                for c in todo.values():
+                    runtime.check_interrupted()
+                    image = _first_frame(ds, c) if kind == "i2v" else None
+                    ex.submit(c.clip_id, _generate_task, wg, c, image, stack)
+                for res in ex.results():  # each video is written as soon as it is made: a rerun resumes
+                    if not res.ok:
+                        raise RuntimeError(f"generating {name} video of clip {res.key}: {res.error}")
+                    write_video(res.value, folder / f"{res.key}.mp4", g.fps)
+                    bar.update(1)
+            rows.append(Row(name, folder))
+    return kind, rows

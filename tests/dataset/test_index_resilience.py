@@ -216,5 +216,38 @@ def test_cancel_while_a_task_runs_stops_every_worker_quickly(tmp_path):
 
 
 def test_unknown_engine_names_the_choices():
-    with pytest.raises(ValueError, match="unknown engine 'ray'; choose one of: local"):
-        make_executor("ray")
+    with pytest.raises(ValueError, match="unknown engine 'dask'; choose one of: local, ray"):
+        make_executor("dask")
+
+
+def _load_state(tag: str) -> tuple:
+    if tag == "broken":
+        raise ValueError("no such model: broken")
+    return tag, os.getpid()
+
+
+def _with_state(state: tuple, i: int) -> tuple:
+    return state, os.getpid(), i * 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stateful_workers_build_their_state_once_and_a_failed_setup_is_every_tasks_error(workers):
+    with make_executor("local", workers=workers, init=(_load_state, ("model",))) as ex:
+        for i in range(6):
+            ex.submit(f"t{i}", _with_state, i)
+        outs = {o.key: o.value for o in ex.results()}
+    assert sorted(v[2] for v in outs.values()) == [0, 2, 4, 6, 8, 10]
+    states = {v[0] for v in outs.values()}
+    assert all(s[0] == "model" for s in states) and len(states) <= workers
+    assert all(v[0][1] == v[1] for v in outs.values())  # the state was built in the process that ran the task
+    if workers == 1:
+        with pytest.raises(ValueError, match="no such model"), make_executor("local", 1, init=(_load_state, ("broken",))) as ex:
+            ex.submit("t", _with_state, 1)
+            list(ex.results())  # in this process a failed setup is the run's error
+    else:
+        with make_executor("local", workers, init=(_load_state, ("broken",))) as ex:
+            for i in range(3):
+                ex.submit(f"t{i}", _with_state, i)
+            errors = {o.error for o in ex.results()}
+        assert errors == {"could not set up the worker: ValueError: no such model: broken"}
+    assert multiprocessing.active_children() == []

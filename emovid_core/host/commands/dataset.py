@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from ._engine_args import add_engine_arguments, engine_options
+
 
 def _add_filters(p) -> None:
     g = p.add_argument_group("filters (applied in this order; repeat or comma-separate values)")
@@ -69,10 +71,11 @@ def register(sub) -> None:
     q.add_argument("root", help="dataset root folder")
     q.add_argument("--metadata", default=None, help="source table (default: ROOT/emovid_metadata.csv, a DiffSynth metadata.csv or the <type>/<emotion>/ tree)")
     q.add_argument("--out", default=None, help="index file to write (.csv or .jsonl; default ROOT/emovid_index.csv)")
-    q.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    q.add_argument("--workers", type=int, default=None, help="processes (default: all cores); ray: task slots (default: every CPU of the cluster)")
     q.add_argument("--stride", type=int, default=20, help="attribute frame stride (paper: 20)")
     q.add_argument("--type", dest="default_type", default=None, help="source type for imported clips whose path names none")
     q.add_argument("--label-source", default="", help="label source for imported clips (human or vlm)")
+    add_engine_arguments(q)
     q.set_defaults(func=_index)
 
     q = dsub.add_parser("stats", help="counts, attribute means, ANOVA, Fig. 5 shares, Markov matrix (JSON + plots)")
@@ -144,7 +147,8 @@ def _index(args) -> int:
     from ...dataset.indexer import index_dataset
 
     report = index_dataset(args.root, metadata=args.metadata, out=args.out, workers=args.workers, stride=args.stride,
-                           default_type=args.default_type, label_source=args.label_source)
+                           default_type=args.default_type, label_source=args.label_source, engine=args.engine,
+                           engine_options=engine_options(args))
     print(report)
     for f in report.failed[:10]:
         print(f"  unreadable: {f['path']}: {f['error']}")

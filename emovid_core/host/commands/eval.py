@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._engine_args import add_engine_arguments, engine_options
+
 CLASSIFIER_HELP = ("clip:DIR (zero-shot with a transformers CLIP folder), probe:FILE (from `emovid eval train-probe`) or "
                    "vlm:DIR (a local vision-language model folder); local files only")
 
@@ -70,6 +72,9 @@ def register(sub) -> None:
     g.add_argument("--height", type=int, default=None)
     g.add_argument("--guidance", type=float, default=None)
     b.add_argument("--force", action="store_true", help="replace output files in --out that an earlier table3 run did not write")
+    b.add_argument("--workers", type=int, default=None,
+                   help="pipelines/scorers loaded at once (local default 1, in this process; ray: one per GPU, else per CPU)")
+    add_engine_arguments(b)
     b.set_defaults(func=_table3)
 
     k = ev.add_parser("tiny-clip", help="write a random-weight CLIP folder (for trying the commands; its scores are noise)",
@@ -147,18 +152,15 @@ def _table3(args) -> int:
 
     out = Path(args.out)
     table3.check_out(out, args.force)
+    engine = {"engine": args.engine, "workers": args.workers, "engine_options": engine_options(args)}
     if args.generate:
         if not args.pipeline:
             raise ValueError("--generate needs --pipeline tiny-t2v|tiny-i2v|DIR (a Wan2.1 diffusers folder)")
         stack = [parse_lora(s, i) for i, s in enumerate(args.lora)]
         g = table3.GenerateOptions(args.pipeline, stack, seed=args.seed, steps=args.steps, frames=args.gen_frames, width=args.width,
                                    height=args.height, guidance=args.guidance, device=args.device)
-        handle = table3.load_generation_pipeline(g)
-        if args.task and args.task != handle.kind:
-            raise ValueError(f"--task {args.task} but the pipeline is {handle.kind}; drop --task or load a {args.task} pipeline")
-        task = handle.kind
-        print(handle.summary(), flush=True)
-        rows = table3.generate_rows(handle, g, args.dataset, out, args.metadata)
+        task, rows = table3.generate_rows(g, args.dataset, out, args.metadata, task=args.task,
+                                          announce=lambda text: print(text, flush=True), **engine)
     else:
         if args.lora or args.pipeline:
             raise ValueError("--lora/--pipeline only apply with --generate; with --videos the videos are already made")
@@ -167,7 +169,7 @@ def _table3(args) -> int:
     opts = table3.Table3Options(dataset=Path(args.dataset), classifier=args.classifier, out=out, task=task, clip=args.clip,
                                 fvd_features=args.fvd_features, vision=args.vision, frames=args.frames, device=args.device,
                                 metadata=args.metadata, skip_missing=args.skip_missing, max_frames=args.max_frames)
-    result = table3.run_table3(opts, rows, force=args.force)
+    result = table3.run_table3(opts, rows, force=args.force, **engine)
     print(result.summary())
     print(table3.NOT_COMPARABLE)
     return 0
