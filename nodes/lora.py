@@ -21,8 +21,9 @@ def _report_result(model, report):
 class EmoVidLoraLoader:
     DESCRIPTION = (
         "Apply a Wan2.1 LoRA to a MODEL from Load Diffusion Model. Reads ComfyUI, DiffSynth-Studio (EmoVid's "
-        "trainer), diffusers/finetrainers, peft, kohya/musubi, Wan-Fun and mixed-separator files (core "
-        "LoraLoaderModelOnly silently skips most of these), checks the LoRA fits the model (1.3B vs 14B is an "
+        "trainer), diffusers/finetrainers, peft, kohya/musubi, Wan-Fun, mixed-separator and LyCORIS files, "
+        "LoKr, LoHa and DoRA included (core LoraLoaderModelOnly silently skips most of these spellings), checks "
+        "the LoRA fits the model (1.3B vs 14B, Wan2.1 vs Wan2.2 is an "
         "error; I2V keys on a T2V model are dropped and listed) and adds ComfyUI's own weight patches, so the "
         "result equals core LoRA loading and nothing reloads when the strength changes."
     )
@@ -120,7 +121,8 @@ class EmoVidLoraLoaderPipeline:
     DESCRIPTION = (
         "Apply a Wan2.1 LoRA (any supported format) to the EmoVid diffusers pipeline as a named peft adapter. "
         "Chain several: earlier adapters stay active with their strengths; re-running with a new strength "
-        "only changes the adapter weight (no reload). Branches of one loader may carry different LoRAs: the "
+        "only changes the adapter weight (no reload); LoKr/LoHa/DoRA modules are merged into the weights "
+        "instead (restored exactly when the stack changes). Branches of one loader may carry different LoRAs: the "
         "weights are shared, each pipe output keeps its own LoRAs and Generate activates exactly those. fuse "
         "merges this pipe's LoRAs into the shared weights in float32 (faster sampling; other branches of the same "
         "loader are then refused, and changing a fused strength needs a reloaded pipeline)."
