@@ -289,7 +289,7 @@ def round_hue(phi_degrees: float) -> int:
     return int(round((float(phi_degrees) + 360.0) % 360.0)) % 360
 
 
-def _circular_degrees(sum_sin: float, sum_cos: float) -> float:
+def circular_degrees(sum_sin: float, sum_cos: float) -> float:
     """Eq. 1: φ = atan2(Σ sin, Σ cos) in degrees, mapped to [0, 360). Both sums zero gives 0."""
     phi = math.degrees(math.atan2(sum_sin, sum_cos)) % 360.0
     return 0.0 if phi >= 360.0 else phi
@@ -365,7 +365,7 @@ def clip_attributes(source, stride: int = PAPER_STRIDE) -> ClipAttributes:
     b = _unit(float(stats.sum_v[sel].sum() / n))
     c = _unit(float(stats.sum_s[sel].sum() / n))
     ssin, scos = float(stats.sum_sin[sel].sum()), float(stats.sum_cos[sel].sum())
-    phi = _circular_degrees(ssin, scos)
+    phi = circular_degrees(ssin, scos)
     return ClipAttributes(
         brightness=round_attribute(b),
         colorfulness=round_attribute(c),
@@ -435,7 +435,7 @@ def _hue_summary(x: np.ndarray, hue: np.ndarray, fps: float) -> dict:
     r = 1.0 if np.ptp(hue) == 0 else _unit(math.hypot(s, c))
     slope = _slope(x, unwrapped)
     return {
-        "circular_mean": _circular_degrees(s, c),
+        "circular_mean": circular_degrees(s, c),
         "circular_std": math.degrees(math.sqrt(max(0.0, -2.0 * math.log(r)))) if r > 0 else None,
         "resultant_length": r,
         "slope_per_frame": slope,

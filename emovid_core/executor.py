@@ -95,6 +95,40 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def call_task(fn: Callable, args: tuple) -> tuple[bool, Any]:
+    """Run one task where its worker is: ``(True, value)``, or ``(False, why)`` when ``fn`` raised -- a task's
+    exception is its outcome, not the worker's (the same input would fail the same way, so it is not retried)."""
+    try:
+        return True, fn(*args)
+    except Exception as exc:
+        return False, _describe(exc)
+
+
+class WorkerState:
+    """What a worker holds for stateful tasks (``init=(factory, args)``): ``factory(*args)`` built once, at
+    :meth:`setup` or the first task; if that fails, every task of this worker reports why. Local worker processes
+    and Ray actors both hold one; without ``init`` tasks are plain ``fn(*args)``."""
+
+    def __init__(self, init: tuple[Callable, tuple] | None) -> None:
+        self._init = init
+        self._state: tuple = ()
+        self._broken: str | None = None
+
+    def setup(self) -> None:
+        if self._init is not None and not self._state and self._broken is None:
+            factory, args = self._init
+            try:
+                self._state = (factory(*args),)
+            except Exception as exc:
+                self._broken = f"could not set up the worker: {_describe(exc)}"
+
+    def call(self, fn: Callable, args: tuple) -> tuple[bool, Any]:
+        self.setup()
+        if self._broken is not None:
+            return False, self._broken
+        return call_task(fn, (*self._state, *args))
+
+
 class InlineExecutor(_Base):
     """Runs each task in this process when ``results()`` reaches it (``workers=1``): no crash isolation."""
 
@@ -132,8 +166,7 @@ def _worker_main(conn, init: tuple[Callable, tuple] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     kill_on = os.environ.get(KILL_HOOK_ENV) or None
     kill_attempts = int(os.environ.get(KILL_ATTEMPTS_ENV) or 1)
-    state: tuple = ()
-    broken = None  # why init failed: every task of this worker reports it
+    worker = WorkerState(init)
     while True:
         try:
             msg = conn.recv()
@@ -144,19 +177,7 @@ def _worker_main(conn, init: tuple[Callable, tuple] | None = None) -> None:
         key, fn, args, attempt = msg
         if kill_on and kill_on in key and attempt <= kill_attempts:
             os.kill(os.getpid(), signal.SIGKILL)
-        if init is not None and not state and broken is None:
-            try:
-                state = (init[0](*init[1]),)
-            except Exception as exc:
-                broken = f"could not set up the worker: {_describe(exc)}"
-        if broken is not None:
-            conn.send((key, False, broken))
-            continue
-        try:
-            reply = (key, True, fn(*state, *args))
-        except Exception as exc:
-            reply = (key, False, _describe(exc))
-        conn.send(reply)
+        conn.send((key, *worker.call(fn, args)))
 
 
 def _death(exitcode: int | None) -> str:

@@ -469,7 +469,7 @@ def _check_settings(strength, max_hue_shift, mode, smooth_sigma, protect) -> Non
 def _clip_values(sums: np.ndarray, npx: np.ndarray, sel: np.ndarray) -> tuple[float, float, float]:
     n = float(npx[sel].sum())
     return (float(sums[sel, 0].sum() / n), float(sums[sel, 1].sum() / n),
-            math.degrees(math.atan2(sums[sel, 2].sum(), sums[sel, 3].sum())) % 360.0)
+            attributes.circular_degrees(sums[sel, 2].sum(), sums[sel, 3].sum()))
 
 
 def _after_stats(before: attributes.FrameStats, sums: np.ndarray) -> attributes.FrameStats:
@@ -658,7 +658,7 @@ def correct_drift(images, reference: Any = "first", *, strength: float = 1.0, hu
     npx = before.pixels.astype(np.float64)
     goal = {k: float((goal_frames[k][sel] * npx[sel]).sum() / npx[sel].sum()) for k in goal_frames}
     rad = np.radians(ref["hue"][sel])
-    goal["hue"] = math.degrees(math.atan2(np.sin(rad).sum(), np.cos(rad).sum())) % 360.0 if hue else None
+    goal["hue"] = attributes.circular_degrees(np.sin(rad).sum(), np.cos(rad).sum()) if hue else None
     if s == 0.0:
         out_img, gv, gs, after, passes, protected = _identity(images, frames), np.ones(frames.n), np.ones(frames.n), before, 0, None
     else:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runtime
-from .executor import POLL_SECONDS, Outcome, _Base, _describe
+from .executor import POLL_SECONDS, Outcome, WorkerState, _Base, call_task
 
 EXTRA_HINT = "pip install 'comfyui-emovid[cluster]'"
 log = logging.getLogger(__name__)
@@ -67,28 +67,13 @@ def map_path(path: Any, path_map: Sequence[tuple[str, str]]) -> str:
     return p
 
 
-def _call(fn: Callable, args: tuple) -> tuple[bool, Any]:
-    """Runs on a worker: ``fn``'s exception is its outcome (as on ``local``), not a Ray retry."""
-    try:
-        return True, fn(*args)
-    except Exception as exc:
-        return False, _describe(exc)
-
-
-class _Holder:
-    """The actor behind a stateful worker: ``factory(*args)`` once, then ``fn(state, *args)`` per task."""
+class _Holder(WorkerState):
+    """The actor behind a stateful worker: ``factory(*args)`` once, when the actor starts (the pipelines of all
+    actors load in parallel), then ``fn(state, *args)`` per task."""
 
     def __init__(self, factory: Callable, args: tuple) -> None:
-        self.broken = None
-        try:
-            self.state = factory(*args)
-        except Exception as exc:  # reported by every task, like a local worker that could not set up
-            self.state, self.broken = None, f"could not set up the worker: {_describe(exc)}"
-
-    def call(self, fn: Callable, args: tuple) -> tuple[bool, Any]:
-        if self.broken is not None:
-            return False, self.broken
-        return _call(fn, (self.state, *args))
+        super().__init__((factory, args))
+        self.setup()
 
 
 def connect(address: str | None = "auto", ship_code: bool = False):
@@ -133,7 +118,7 @@ class RayExecutor(_Base):
         self._init = init
         if init is None:
             self.slots = max(1, int(workers or cpus or 1))
-            self._remote = ray.remote(num_cpus=1, max_retries=self.retries)(_call)
+            self._remote = ray.remote(num_cpus=1, max_retries=self.retries)(call_task)
             self._actors: list = []
         else:
             self.slots = max(1, int(workers or (n_gpus if self.use_gpu else cpus) or 1))
