@@ -709,9 +709,9 @@ def drift_inputs(images, *, reference_frame: int = 0, reference=None, **settings
 
 def plot_image(report: GradeReport):
     """:func:`plot_rgb` as a one-image ComfyUI IMAGE batch."""
-    import torch
+    from .video_io import frames_to_image
 
-    return torch.from_numpy(plot_rgb(report).astype(np.float32) / 255.0)[None]
+    return frames_to_image(plot_rgb(report)[None])
 
 
 def node_outputs(out, report: GradeReport) -> dict:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from emovid_core import attributes
 
 CATEGORY = "EmoVid/analysis"
@@ -45,11 +43,11 @@ class EmoVidFrameAttributes:
         }
 
     def analyze(self, images, stride, fps):
-        import torch
+        from emovid_core.video_io import frames_to_image
 
         report = attributes.analyze(images, stride=stride, fps=fps)
         clip = report.clip
-        plot = torch.from_numpy(attributes.plot_rgb(report).astype(np.float32) / 255.0)[None]
+        plot = frames_to_image(attributes.plot_rgb(report)[None])
         return {
             "ui": {"text": [report.summary_line()]},
             "result": (clip.brightness, clip.colorfulness, clip.hue, report.to_json(), plot),

@@ -78,12 +78,11 @@ class EmoVidEmotionScore:
         }
 
     def score(self, classifier, images, intended):
-        import torch
-
         from emovid_core.evaluation.scoring import chart_rgb, score_frames
+        from emovid_core.video_io import frames_to_image
 
         res = score_frames(classifier, images, intended)
-        chart = torch.from_numpy(chart_rgb(res)).float().div_(255.0)[None]
+        chart = frames_to_image(chart_rgb(res)[None])
         label = res.label or "unparsed"
         return {"ui": {"text": [res.line()]}, "result": (label, res.prediction.valence or "unparsed", res.to_json(), chart)}
 
